@@ -1,0 +1,1 @@
+"""Subcommands of ``idsa-sr``: one module each, with ``add_parser(subparsers)``."""

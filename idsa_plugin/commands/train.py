@@ -1,0 +1,26 @@
+"""``idsa-sr train``: train a model from a TOML config."""
+from __future__ import annotations
+
+import argparse
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import Trainer, load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if not args.progress:
+        cfg.progress = False
+    best = Trainer(cfg).train(resume=args.resume)
+    print(f"best weights: {best}" if best.exists() else "no validation ran yet: no best weights")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model from a TOML config",
+                       description="Train a model. Overrides are key=value pairs of the config (e.g. steps=100 lr=1e-3). "
+                                   "Multi-GPU / multi-node: launch with torchrun.")
+    p.add_argument("--config", help="TOML config (see configs/); keys are those of TrainConfig")
+    p.add_argument("--resume", action="store_true", help="continue exactly from the run's checkpoint if there is one")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=100 model_options.inha=false")
+    p.set_defaults(func=run)

@@ -1,0 +1,148 @@
+"""The evaluation protocol that reproduces published SR tables (see shared/data/SOURCES.md).
+
+HR modcropped to the scale, LR by MATLAB-exact bicubic, SR clamped and quantised to uint8, then
+PSNR and SSIM on the BT.601 Y channel (kept in floating point) with ``scale`` pixels shaved.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .imresize import imresize, modcrop
+
+Upscaler = Callable[[np.ndarray], np.ndarray]
+IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}
+
+
+def data_root(explicit: str | os.PathLike | None = None) -> Path | None:
+    """``explicit``, else ``$IDSA_DATA``, else ``../shared/data`` beside the checkout; None if absent."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (explicit, os.environ.get("IDSA_DATA"), here.parent / "shared" / "data"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """An image as (H, W, 3) uint8 RGB (grey images are replicated to three channels)."""
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+@lru_cache(maxsize=8)
+def load_set(directory: str) -> tuple[tuple[str, np.ndarray], ...]:
+    """All images of a benchmark folder, sorted by name."""
+    files = sorted(p for p in Path(directory).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images in {directory}")
+    return tuple((p.stem, load_rgb(p)) for p in files)
+
+
+@lru_cache(maxsize=32)
+def hr_lr_pairs(directory: str, scale: int) -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
+    """(name, modcropped HR, MATLAB-bicubic LR) for every image of a set."""
+    pairs = []
+    for name, image in load_set(directory):
+        hr = modcrop(image, scale)
+        pairs.append((name, hr, imresize(hr, 1 / scale)))
+    return tuple(pairs)
+
+
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
+    """MATLAB ``rgb2ycbcr`` luma in float64 for uint8 RGB."""
+    rgb = image.astype(np.float64)
+    return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a - b) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+@lru_cache(maxsize=1)
+def _gaussian_window() -> torch.Tensor:
+    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5 ** 2))
+    g /= g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of Wang et al. 2004 on [0, 255] images (11x11 Gaussian, sigma 1.5, 'valid' filtering)."""
+    window = _gaussian_window()
+    x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))[None, None]
+    y = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))[None, None]
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_x, mu_y = F.conv2d(x, window), F.conv2d(y, window)
+    sxx = F.conv2d(x * x, window) - mu_x ** 2
+    syy = F.conv2d(y * y, window) - mu_y ** 2
+    sxy = F.conv2d(x * y, window) - mu_x * mu_y
+    value = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
+    return float(value.mean())
+
+
+def y_metrics(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
+    """(PSNR, SSIM) on the Y channel with ``scale`` pixels shaved from every border."""
+    s = slice(scale, -scale)
+    y_sr, y_hr = rgb_to_y(sr)[s, s], rgb_to_y(hr)[s, s]
+    return psnr(y_sr, y_hr), ssim(y_sr, y_hr)
+
+
+def model_upscaler(model: torch.nn.Module) -> Upscaler:
+    """Run a torch model on one uint8 RGB image, whole, and quantise its output to uint8."""
+    param = next(model.parameters())
+
+    @torch.inference_mode()
+    def run(lr: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(lr).permute(2, 0, 1)[None].to(param.device, param.dtype) / 255.0
+        y = model(x.contiguous(memory_format=torch.channels_last)).float().clamp_(0, 1)
+        return (y[0].permute(1, 2, 0) * 255.0).round_().to(torch.uint8).cpu().numpy()
+
+    return run
+
+
+def bicubic_upscaler(scale: int) -> Upscaler:
+    """MATLAB-bicubic upscaling: the baseline row of every SR table."""
+    return lambda lr: imresize(lr, scale)
+
+
+@dataclass(frozen=True)
+class SetResult:
+    name: str
+    scale: int
+    psnr: float
+    ssim: float
+    images: int
+
+    def as_dict(self) -> dict:
+        return {"set": self.name, "scale": self.scale, "psnr": round(self.psnr, 4), "ssim": round(self.ssim, 5), "images": self.images}
+
+
+def evaluate_set(upscale: Upscaler, directory: str | os.PathLike, scale: int,
+                 save_dir: str | os.PathLike | None = None) -> SetResult:
+    """Average Y-PSNR/SSIM of ``upscale`` over a benchmark folder at ``scale``."""
+    scores = []
+    for name, hr, lr in hr_lr_pairs(str(directory), scale):
+        sr = upscale(lr)
+        if sr.shape != hr.shape:
+            raise ValueError(f"{name}: output {sr.shape} does not match HR {hr.shape}")
+        scores.append(y_metrics(sr, hr, scale))
+        if save_dir is not None:
+            out = Path(save_dir) / Path(directory).name / f"x{scale}"
+            out.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(sr).save(out / f"{name}.png")
+    p, s = np.mean(scores, axis=0)
+    return SetResult(Path(directory).name, scale, float(p), float(s), len(scores))
+
+
+def evaluate(upscale: Upscaler, data: Path, sets: Iterable[str], scale: int,
+             save_dir: str | os.PathLike | None = None) -> list[SetResult]:
+    """Evaluate on several sets found under ``data/benchmarks``."""
+    return [evaluate_set(upscale, data / "benchmarks" / name, scale, save_dir) for name in sets]

@@ -1,0 +1,59 @@
+"""Hook specifications of the ``idsa_plugin`` pluggy project.
+
+Plugins are modules or objects with functions marked ``@idsa_plugin.hookimpl`` and are found through
+the ``idsa_plugin`` entry-point group. Every hook takes keyword arguments; an implementation may
+accept fewer arguments than its spec. Importing this module does not import torch.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+PROJECT = "idsa_plugin"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_models(register: Callable[..., None]) -> None:
+    """Add super-resolution models.
+
+    Call ``register(name, factory, scales, weights=None, description="")`` once per model:
+    ``factory(scale, **hyperparameters)`` builds the ``torch.nn.Module`` (RGB in [0, 1] to RGB),
+    ``scales`` lists the supported factors and ``weights(scale)`` returns a path to weights for a
+    scale, or None when there are none.
+    """
+
+
+@hookspec
+def register_frame_filters(register: Callable[..., None]) -> None:
+    """Add named filters on batches of frames.
+
+    Call ``register(name, function, description="")``. ``function(batch)`` takes and returns a
+    float tensor of shape (N, 3, H, W) in [0, 1] on the engine's device; the engine runs filters
+    named in ``pre=[...]`` before super-resolution and those in ``post=[...]`` after it.
+    """
+
+
+@hookspec(firstresult=True)
+def resolve_weights(model: str, scale: int) -> str | None:
+    """Return a path to weights for ``model`` at ``scale``, or None to let other plugins answer.
+
+    The first plugin that answers wins; the model's own ``weights`` finder is asked last.
+    """
+
+
+@hookspec
+def job_started(job: Any) -> None:
+    """A transcode or filter job starts; ``job`` describes its input, output and settings."""
+
+
+@hookspec
+def batch_done(job: Any, frames: int) -> None:
+    """The engine finished a batch of ``frames`` frames for ``job``."""
+
+
+@hookspec
+def job_finished(job: Any, summary: Any) -> None:
+    """``job`` ended; ``summary`` holds its counts and timings (or the error that ended it)."""

@@ -1,0 +1,71 @@
+"""Training pairs: random HR crops with flips and 90-degree rotations, LR by MATLAB-exact bicubic.
+
+The LR of every whole training image is computed once (cached in memory: measured faster than
+resizing each crop) and crops are cut aligned from both. Sample ``i`` depends only on the seed and
+``i``, so the data order is a function of the step: resuming continues the exact sequence.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..evaluate import IMAGE_SUFFIXES, load_rgb
+from ..imresize import imresize, modcrop
+
+
+def image_files(folders: Iterable[str | Path]) -> list[Path]:
+    files = []
+    for folder in folders:
+        found = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise FileNotFoundError(f"no training images in {folder}")
+        files += found
+    return files
+
+
+class PairDataset(Dataset):
+    """Indexable by a global sample number; every index gives a new random pair."""
+
+    def __init__(self, files: Sequence[Path], scale: int, lr_patch: int, seed: int) -> None:
+        self.scale, self.lr_patch, self.seed = scale, lr_patch, seed
+        self.pairs = []
+        for path in files:
+            hr = modcrop(load_rgb(path), scale)
+            if min(hr.shape[:2]) >= lr_patch * scale:
+                self.pairs.append((hr, imresize(hr, 1 / scale)))
+        if not self.pairs:
+            raise ValueError(f"no training image is large enough for {lr_patch}x{lr_patch} LR patches at x{scale}")
+
+    def __len__(self) -> int:
+        return 2 ** 62
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index])
+        hr, lr = self.pairs[rng.integers(len(self.pairs))]
+        p, s = self.lr_patch, self.scale
+        y, x = rng.integers(lr.shape[0] - p + 1), rng.integers(lr.shape[1] - p + 1)
+        lr_crop, hr_crop = lr[y:y + p, x:x + p], hr[y * s:(y + p) * s, x * s:(x + p) * s]
+        flip, rotations = rng.integers(2), rng.integers(4)
+        if flip:
+            lr_crop, hr_crop = lr_crop[:, ::-1], hr_crop[:, ::-1]
+        lr_crop, hr_crop = np.rot90(lr_crop, rotations), np.rot90(hr_crop, rotations)
+        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div_(255)  # noqa: E731
+        return to_tensor(lr_crop), to_tensor(hr_crop)
+
+
+class StepSampler(Sampler[int]):
+    """Sample numbers from ``start_step`` on; rank ``r`` of ``world`` takes its own slice of each step."""
+
+    def __init__(self, batch: int, start_step: int, rank: int = 0, world: int = 1) -> None:
+        self.batch, self.start_step, self.rank, self.world = batch, start_step, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        step = self.start_step
+        while True:
+            base = (step * self.world + self.rank) * self.batch
+            yield from range(base, base + self.batch)
+            step += 1

@@ -1,0 +1,241 @@
+"""The training loop: AdamW, warm-up + cosine/multistep, EMA, exact resume, DDP through torchrun."""
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import platform
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..atomic import atomic_path
+from ..evaluate import data_root, evaluate_set, model_upscaler
+from ..models import build_model
+from ..weights import read_weights, write_weights
+from .config import TrainConfig
+from .data import PairDataset, StepSampler, image_files
+
+log = logging.getLogger("idsa_plugin.train")
+CHECKPOINT = "checkpoint.pt"
+
+
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """Multiplier of ``cfg.lr`` at ``step``: linear warm-up, then cosine to ``min_lr`` or multistep halving."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    if cfg.schedule == "multistep":
+        return 0.5 ** sum(step >= m for m in cfg.milestones)
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    floor = cfg.min_lr / cfg.lr
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def sr_loss(sr: torch.Tensor, hr: torch.Tensor, fft_weight: float) -> torch.Tensor:
+    """L1, plus an optional L1 on the 2-D FFT amplitudes and phases (as real/imag parts)."""
+    loss = F.l1_loss(sr, hr)
+    if fft_weight:
+        loss = loss + fft_weight * F.l1_loss(torch.view_as_real(torch.fft.rfft2(sr.float())), torch.view_as_real(torch.fft.rfft2(hr.float())))
+    return loss
+
+
+def init_from(model: nn.Module, path: str) -> list[str]:
+    """Copy every tensor of ``path`` whose name and shape fit (e.g. an x2 body into an x4 model)."""
+    state, _ = read_weights(path)
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fitting, strict=False)
+    return sorted(set(own) - set(fitting))
+
+
+class Trainer:
+    """Trains one model as described by a :class:`TrainConfig`; rank 0 validates and writes files."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu")
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.data = data_root(cfg.data or None)
+        if self.data is None:
+            raise FileNotFoundError("training data not found: set data= in the config, or IDSA_DATA")
+        self.model = build_model(cfg.model, cfg.scale, **cfg.model_options).to(self.device)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.init_from:
+            missing = init_from(self.model, cfg.init_from)
+            log.info("initialised from %s; %d tensors left fresh: %s", cfg.init_from, len(missing), ", ".join(missing))
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(cfg, s))
+        self.step, self.best_psnr = 0, -math.inf
+        self.run_dir = cfg.run_dir
+        self.stop_requested = False
+        self.network: nn.Module = self.model
+        if self.world > 1:
+            self.network = nn.parallel.DistributedDataParallel(self.model)
+        if cfg.compile:
+            self.network = torch.compile(self.network)
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "step": self.step, "best_psnr": self.best_psnr, "torch_rng": torch.get_rng_state(),
+            "config": json.dumps(dataclasses.asdict(self.cfg)),
+        }
+
+    def save_checkpoint(self) -> None:
+        if self.rank != 0:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.run_dir / CHECKPOINT) as tmp:
+            torch.save(self.checkpoint_state(), tmp)
+
+    def load_checkpoint(self) -> bool:
+        path = self.run_dir / CHECKPOINT
+        if not path.is_file():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.best_psnr = int(state["step"]), float(state["best_psnr"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        return True
+
+    # ---- outputs -----------------------------------------------------------------------------
+    def metadata(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        hyper = {k: v for k, v in vars(self.model).items() if k in ("interp_skip",)}
+        hyper.update(self.cfg.model_options)
+        return {
+            "architecture": "idsa" if self.cfg.model.startswith("idsa") else self.cfg.model,
+            "variant": self.cfg.model, "scale": str(self.cfg.scale), "hyperparameters": hyper,
+            "training_data": ", ".join(Path(d).name for d in self.cfg.train_dirs) + " (no evaluation images)",
+            "steps": str(self.step), "hardware": f"{self.device.type}: {platform.processor() or platform.machine()}, {self.world} process(es)",
+            "metrics": metrics, "license": "MIT", "config": dataclasses.asdict(self.cfg),
+        }
+
+    def export(self, path: Path, metrics: dict[str, Any]) -> None:
+        write_weights(path, self.ema.state_dict(), self.metadata(metrics))
+
+    def validate(self) -> dict[str, float]:
+        upscale = model_upscaler(self.ema)
+        results = {}
+        for name in self.cfg.validate_sets:
+            r = evaluate_set(upscale, self.data / "benchmarks" / name, self.cfg.scale)
+            results[f"{name}_psnr"], results[f"{name}_ssim"] = round(r.psnr, 4), round(r.ssim, 5)
+        return results
+
+    def log_row(self, row: dict[str, Any]) -> None:
+        path = self.run_dir / "metrics.csv"
+        fields = ["step", "loss", "lr", "it_s"] + [f"{s}_{m}" for s in self.cfg.validate_sets for m in ("psnr", "ssim")]
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    # ---- loop --------------------------------------------------------------------------------
+    def update_ema(self) -> None:
+        decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for e, p in zip(self.ema.state_dict().values(), self.model.state_dict().values()):
+                if e.dtype.is_floating_point:
+                    e.mul_(decay).add_(p, alpha=1 - decay)
+                else:
+                    e.copy_(p)
+
+    def _request_stop(self, *_: Any) -> None:
+        self.stop_requested = True
+
+    def train(self, resume: bool = False) -> Path:
+        """Train to ``cfg.steps`` (or until SIGINT/SIGTERM: then checkpoint and return)."""
+        cfg = self.cfg
+        if resume and self.load_checkpoint():
+            log.info("resumed %s at step %d", cfg.name, self.step)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        dataset = PairDataset(image_files(self.data / d for d in cfg.train_dirs), cfg.scale, cfg.lr_patch, cfg.seed)
+        loader = DataLoader(dataset, batch_size=cfg.batch, sampler=StepSampler(cfg.batch, self.step, self.rank, self.world),
+                            num_workers=cfg.workers, pin_memory=self.device.type == "cuda", persistent_workers=cfg.workers > 0)
+        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        use_amp = self.device.type == "cuda" and cfg.amp in ("bf16", "fp16")
+        amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+        progress = None
+        if cfg.progress and self.rank == 0:
+            from tqdm import tqdm
+            progress = tqdm(total=cfg.steps, initial=self.step, desc=cfg.name, unit="it", dynamic_ncols=True)
+        window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
+        try:
+            self.network.train()
+            for lr_batch, hr_batch in loader:
+                if self.step >= cfg.steps or self.stop_requested:
+                    break
+                lr_batch = lr_batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                hr_batch = hr_batch.to(self.device, non_blocking=True)
+                with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
+                    loss = sr_loss(self.network(lr_batch), hr_batch, cfg.fft_weight)
+                self.optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(self.optimizer)
+                if cfg.clip:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+                scaler.step(self.optimizer)
+                scaler.update()
+                self.scheduler.step()
+                self.update_ema()
+                self.step += 1
+                window_steps += 1
+                loss_sum += loss.item()
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{loss.item():.4f}")
+                if self.step % cfg.checkpoint_every == 0 or self.step % cfg.validate_every == 0 or self.step == cfg.steps:
+                    self.after_window(loss_sum / window_steps, window_steps / (time.perf_counter() - window_start))
+                    window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            if progress is not None:
+                progress.close()
+        if window_steps:
+            self.after_window(loss_sum / window_steps, window_steps / (time.perf_counter() - window_start))
+        self.save_checkpoint()
+        if self.world > 1:
+            write_weights(self.run_dir / f"last-rank{self.rank}.safetensors", self.model.state_dict(), {"step": str(self.step)})
+        return self.run_dir / "best.safetensors"
+
+    def after_window(self, loss: float, its: float) -> None:
+        row: dict[str, Any] = {"step": self.step, "loss": round(loss, 6), "lr": f"{self.scheduler.get_last_lr()[0]:.3g}", "it_s": round(its, 3)}
+        if self.rank == 0 and (self.step % self.cfg.validate_every == 0 or self.step == self.cfg.steps):
+            metrics = self.validate()
+            row.update(metrics)
+            key = f"{self.cfg.validate_sets[0]}_psnr"
+            if metrics[key] > self.best_psnr:
+                self.best_psnr = metrics[key]
+                self.export(self.run_dir / "best.safetensors", {**metrics, "step": self.step})
+            log.info("step %d: %s", self.step, metrics)
+        if self.rank == 0:
+            self.log_row(row)
+            from .plot import plot_metrics
+            plot_metrics(self.run_dir / "metrics.csv", self.run_dir / "curves.png")
+        self.save_checkpoint()
