@@ -12,7 +12,7 @@ from torch import nn
 from .archs import ARCHITECTURES, detect_architecture
 from .devices import resolve_device, resolve_dtype
 from .plugins import get_host
-from .weights import WeightsError, metadata_json, read_weights
+from .weights_io import WeightsError, metadata_json, read_weights
 
 
 @dataclass(frozen=True)

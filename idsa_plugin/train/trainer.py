@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from ..atomic import atomic_path
 from ..evaluate import data_root, evaluate_set, model_upscaler
 from ..models import build_model
-from ..weights import read_weights, write_weights
+from ..weights_io import read_weights, write_weights
 from .config import TrainConfig
 from .data import PairDataset, StepSampler, image_files
 
