@@ -37,22 +37,29 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-@lru_cache(maxsize=8)
-def load_set(directory: str) -> tuple[tuple[str, np.ndarray], ...]:
-    """All images of a benchmark folder, sorted by name."""
-    files = sorted(p for p in Path(directory).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"no images in {directory}")
-    return tuple((p.stem, load_rgb(p)) for p in files)
+def is_grey_file(path: str | os.PathLike) -> bool:
+    with Image.open(path) as img:
+        return img.mode in ("L", "I;16", "1")
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    hr: np.ndarray
+    lr: np.ndarray
+    grey: bool
 
 
 @lru_cache(maxsize=32)
-def hr_lr_pairs(directory: str, scale: int) -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
-    """(name, modcropped HR, MATLAB-bicubic LR) for every image of a set."""
+def hr_lr_pairs(directory: str, scale: int) -> tuple[Pair, ...]:
+    """Modcropped HR and its MATLAB-bicubic LR for every image of a set, sorted by name."""
+    files = sorted(p for p in Path(directory).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images in {directory}")
     pairs = []
-    for name, image in load_set(directory):
-        hr = modcrop(image, scale)
-        pairs.append((name, hr, imresize(hr, 1 / scale)))
+    for path in files:
+        hr = modcrop(load_rgb(path), scale)
+        pairs.append(Pair(path.stem, hr, imresize(hr, 1 / scale), is_grey_file(path)))
     return tuple(pairs)
 
 
@@ -88,10 +95,15 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(value.mean())
 
 
-def y_metrics(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
-    """(PSNR, SSIM) on the Y channel with ``scale`` pixels shaved from every border."""
+def y_metrics(sr: np.ndarray, hr: np.ndarray, scale: int, raw_grey: bool = False) -> tuple[float, float]:
+    """(PSNR, SSIM) on the Y channel with ``scale`` pixels shaved from every border.
+
+    ``raw_grey`` scores a grey image on its raw values instead of its luma: the legacy rule behind
+    the published bicubic rows (Set14's bridge), not the protocol that models are scored with.
+    """
     s = slice(scale, -scale)
-    y_sr, y_hr = rgb_to_y(sr)[s, s], rgb_to_y(hr)[s, s]
+    to_y = (lambda im: im[..., 0].astype(np.float64)) if raw_grey else rgb_to_y
+    y_sr, y_hr = to_y(sr)[s, s], to_y(hr)[s, s]
     return psnr(y_sr, y_hr), ssim(y_sr, y_hr)
 
 
@@ -126,23 +138,23 @@ class SetResult:
 
 
 def evaluate_set(upscale: Upscaler, directory: str | os.PathLike, scale: int,
-                 save_dir: str | os.PathLike | None = None) -> SetResult:
+                 save_dir: str | os.PathLike | None = None, legacy_grey: bool = False) -> SetResult:
     """Average Y-PSNR/SSIM of ``upscale`` over a benchmark folder at ``scale``."""
     scores = []
-    for name, hr, lr in hr_lr_pairs(str(directory), scale):
-        sr = upscale(lr)
-        if sr.shape != hr.shape:
-            raise ValueError(f"{name}: output {sr.shape} does not match HR {hr.shape}")
-        scores.append(y_metrics(sr, hr, scale))
+    for pair in hr_lr_pairs(str(directory), scale):
+        sr = upscale(pair.lr)
+        if sr.shape != pair.hr.shape:
+            raise ValueError(f"{pair.name}: output {sr.shape} does not match HR {pair.hr.shape}")
+        scores.append(y_metrics(sr, pair.hr, scale, raw_grey=legacy_grey and pair.grey))
         if save_dir is not None:
             out = Path(save_dir) / Path(directory).name / f"x{scale}"
             out.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(sr).save(out / f"{name}.png")
+            Image.fromarray(sr).save(out / f"{pair.name}.png")
     p, s = np.mean(scores, axis=0)
     return SetResult(Path(directory).name, scale, float(p), float(s), len(scores))
 
 
 def evaluate(upscale: Upscaler, data: Path, sets: Iterable[str], scale: int,
-             save_dir: str | os.PathLike | None = None) -> list[SetResult]:
+             save_dir: str | os.PathLike | None = None, legacy_grey: bool = False) -> list[SetResult]:
     """Evaluate on several sets found under ``data/benchmarks``."""
-    return [evaluate_set(upscale, data / "benchmarks" / name, scale, save_dir) for name in sets]
+    return [evaluate_set(upscale, data / "benchmarks" / name, scale, save_dir, legacy_grey) for name in sets]

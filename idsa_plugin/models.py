@@ -67,21 +67,26 @@ def load_model(name_or_path: str | os.PathLike, scale: int | None = None, weight
         spec = host.model(name)
         if scale is not None and int(scale) not in spec.scales:
             raise WeightsError(f"{name} supports scales {spec.scales}, not {scale}")
+        if scale is None and weights is None:
+            raise WeightsError(f"{name}: pass scale= (one of {spec.scales})")
         path = weights
-        if path is None and scale is not None:
-            path = host.call_first("resolve_weights", model=name, scale=int(scale)) or (spec.weights(int(scale)) if spec.weights else None)
         if path is None:
-            hint = f"x{scale}" if scale is not None else "(no scale given)"
-            raise WeightsError(f"no weights for {name} {hint}: pass weights=FILE (--weights), or train some with `idsa-sr train`")
-        path = Path(path)
-        state_dict, metadata = read_weights(path)
-        if spec.architecture is not None:
-            model, scale = _from_state_dict(name, path, state_dict, metadata, scale, spec.architecture)
+            path = host.call_first("resolve_weights", model=name, scale=int(scale)) or (spec.weights(int(scale)) if spec.weights else None)
+        weightless = spec.factory(int(scale)) if path is None and spec.architecture is None else None
+        if weightless is not None and not weightless.state_dict():
+            model, state_dict, metadata = weightless, {}, {}  # a model with nothing to learn needs no weights
+        elif path is None:
+            raise WeightsError(f"no weights for {name} x{scale}: pass weights=FILE (--weights), or train some with `idsa-sr train`")
         else:
-            scale = int(scale if scale is not None else metadata.get("scale", 0)) or None
-            if scale is None:
-                raise WeightsError(f"{name}: pass scale=, the weights do not say which scale they are for")
-            model = spec.factory(scale)
+            path = Path(path)
+            state_dict, metadata = read_weights(path)
+            if spec.architecture is not None:
+                model, scale = _from_state_dict(name, path, state_dict, metadata, scale, spec.architecture)
+            else:
+                scale = int(scale if scale is not None else metadata.get("scale", 0)) or None
+                if scale is None:
+                    raise WeightsError(f"{name}: pass scale=, the weights do not say which scale they are for")
+                model = spec.factory(scale)
     else:
         path = Path(name)
         if not path.exists() and not path.suffix:
@@ -89,10 +94,11 @@ def load_model(name_or_path: str | os.PathLike, scale: int | None = None, weight
         state_dict, metadata = read_weights(path)
         model, scale = _from_state_dict(None, path, state_dict, metadata, scale, None)
         name = metadata.get("variant") or detect_architecture(state_dict).name
-    _load_state(model, state_dict, path)
+    if state_dict:
+        _load_state(model, state_dict, path)
     dev = resolve_device(device)
     model = model.eval().requires_grad_(False).to(device=dev, dtype=resolve_dtype(dtype, dev))
-    model.idsa_info = ModelInfo(name, int(scale), str(path), metadata)
+    model.idsa_info = ModelInfo(name, int(scale), str(path) if path else None, metadata)
     return model
 
 

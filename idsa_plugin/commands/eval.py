@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.model, scale=args.scale, weights=args.weights, device=args.device, dtype=args.dtype)
         upscale, label = model_upscaler(model), f"{args.model} x{args.scale} ({model.idsa_info.weights})"
     start = time.perf_counter()
-    results = evaluate(upscale, data, args.sets.split(","), args.scale, args.save_images)
+    results = evaluate(upscale, data, args.sets.split(","), args.scale, args.save_images, args.legacy_grey)
     seconds = time.perf_counter() - start
     print(f"{label}: Y-PSNR / SSIM, {args.scale}-pixel border shaved")
     print(f"{'set':<8} {'images':>6} {'PSNR':>8} {'SSIM':>7}")
@@ -45,5 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="data folder holding benchmarks/<Set> (default: $IDSA_DATA or ../shared/data)")
     p.add_argument("--sets", default="Set5,Set14,B100", help="comma-separated sets (default Set5,Set14,B100)")
     p.add_argument("--json", type=Path, help="also write the results as JSON")
+    p.add_argument("--legacy-grey", action="store_true",
+                   help="score grey images (Set14's bridge) on raw values, as the published bicubic rows did")
     p.add_argument("--save-images", type=Path, help="save the SR images under this folder")
     p.set_defaults(func=run)

@@ -1,0 +1,2 @@
+"""A plugin that fails while being imported."""
+raise ImportError("this plugin is broken on purpose")
