@@ -207,7 +207,7 @@ class Engine:
         h, w, c = self._layout(first, planar)
         host = torch.empty((len(images), 3, h, w), dtype=torch.float32, pin_memory=self.device.type == "cuda")
         for i, image in enumerate(images):
-            t = torch.from_numpy(np.ascontiguousarray(image))
+            t = torch.from_numpy(np.require(image, requirements=["C", "W"]))
             t = t.reshape(h, w, c).permute(2, 0, 1) if not planar or image.ndim == 2 else t
             host[i].copy_(t.float().div_(PEAKS[first.dtype]).expand(3, h, w))
         return host
