@@ -1,0 +1,83 @@
+"""``idsa-sr transcode``: upscale the video of a media file, keeping audio, subtitles, timing and colour."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .common import add_engine_arguments, add_model_arguments, engine_options
+
+
+def seconds(text: str) -> float:
+    """Seconds as ``12.5``, ``MM:SS(.f)`` or ``HH:MM:SS(.f)``."""
+    try:
+        value = 0.0
+        for part in text.split(":"):
+            value = value * 60 + float(part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (use seconds or [HH:]MM:SS.f)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"negative time: {text!r}")
+    return value
+
+
+def key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..filters.pyav import transcode
+
+    progress = not args.quiet and (args.progress or sys.stderr.isatty())
+    summary = transcode(
+        args.input, args.output, model=args.model, **engine_options(args),
+        codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, encoder_options=dict(args.encoder_option),
+        start=args.start, duration=args.duration, frames=args.frames, overwrite=args.overwrite, resume=args.resume,
+        on_error=args.on_error, segment_frames=args.segment_frames, progress=progress,
+    )
+    if not args.quiet:
+        print(f"idsa-sr transcode: {summary.line()}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=1))
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..filters.pyav import DEFAULT_CODEC, DEFAULT_SEGMENT_FRAMES
+
+    p = sub.add_parser(
+        "transcode", help="upscale a video file, keeping everything else",
+        description="Upscale the video of IN into OUT (container from its extension). Audio, subtitles, attachments, "
+                    "chapters and tags are copied; every frame keeps its timestamp; bit depth, colour tags, HDR10 "
+                    "metadata (x265, SVT-AV1), SAR and rotation are kept. Written atomically; --resume continues an "
+                    "interrupted run.")
+    p.add_argument("input", help="source media file")
+    p.add_argument("output", help="target file (.mkv, .mp4, .mov, ...)")
+    add_model_arguments(p)
+    add_engine_arguments(p)
+    enc = p.add_argument_group("encoding")
+    enc.add_argument("--codec", default=DEFAULT_CODEC, help="video encoder: libx264 (default), libx265, libsvtav1, ffv1 or any FFmpeg one")
+    enc.add_argument("--crf", type=int, help="quality (default: 18 x264, 20 x265, 28 SVT-AV1)")
+    enc.add_argument("--preset", help="encoder preset (e.g. slow for x264/x265, 6 for SVT-AV1)")
+    enc.add_argument("--pix-fmt", help="output pixel format (default: the source's depth and chroma where the encoder takes them)")
+    enc.add_argument("--encoder-option", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                     help="extra encoder option, e.g. threads=2 or x265-params=aq-mode=3; repeatable")
+    enc.add_argument("--segment-frames", type=int, default=DEFAULT_SEGMENT_FRAMES,
+                     help=f"frames per closed-GOP segment, the unit of --resume (default {DEFAULT_SEGMENT_FRAMES})")
+    sel = p.add_argument_group("selection")
+    sel.add_argument("--start", type=seconds, help="start this far after the first frame (seconds or [HH:]MM:SS.f)")
+    span = sel.add_mutually_exclusive_group()
+    span.add_argument("--duration", type=seconds, help="transcode this long")
+    span.add_argument("--frames", type=int, help="transcode this many frames")
+    run_group = p.add_argument_group("run")
+    run_group.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    run_group.add_argument("--resume", action="store_true", help="keep finished segments when interrupted and continue from them")
+    run_group.add_argument("--on-error", choices=("fail", "skip"), default="fail",
+                           help="corrupt or truncated video: stop (default) or drop the bad frames and count them")
+    run_group.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
+    run_group.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    run_group.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.set_defaults(func=run)
