@@ -173,7 +173,6 @@ class _Upscaler:
                 frames.append(other)
             with self._infer:
                 results = self._engine.upscale_batch([_planes(frame) for frame in frames], planar=True)
-            get_host().call("batch_done", job=self._job, frames=len(results))
         finally:
             with self._cond:
                 self._busy.difference_update(window)
@@ -242,6 +241,7 @@ def upscale(clip: vs.VideoNode, scale: int = 2, model: nn.Module | str = "idsa-n
                 "dtype": str(engine.dtype).removeprefix("torch."), "batch": engine.batch, "tile": engine.tile,
                 "matrix": back.get("matrix")}
     job = FilterJob(_describe(clip), f"{out.name} x{s}", clip.num_frames, settings)
+    engine.job = job  # the engine reports batch_done for this job
     get_host().call("job_started", job=job)
     log.debug("upscale: %s -> %s with %s", job.source, job.output, settings)
     result = core.std.ModifyFrame(template, source, _Upscaler(engine, source, job, core))

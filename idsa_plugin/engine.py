@@ -224,6 +224,13 @@ class Engine:
             return y.mul(PEAKS[dtype]).round_().clamp_(0, PEAKS[dtype]).numpy().astype(dtype)
         return y.numpy().astype(dtype, copy=False)
 
+    def _batch_done(self, frames: int) -> None:
+        """Tell plugins (``batch_done``) that a batch of ``self.job`` is finished."""
+        if self.job is not None:
+            from .plugins import get_host
+
+            get_host().call("batch_done", job=self.job, frames=frames)
+
     def upscale_batch(self, images: Sequence[np.ndarray], planar: bool = False) -> list[np.ndarray]:
         """Upscale frames of one shape and dtype synchronously."""
         images = list(images)
@@ -231,6 +238,7 @@ class Engine:
             return []
         y = self.upscale_tensor(self._to_host(images, planar)).cpu()
         _, _, c = self._layout(images[0], planar)
+        self._batch_done(len(images))
         return [self._from_host(t, c, images[0].dtype, planar, images[0].ndim == 2) for t in y]
 
     def upscale(self, image: np.ndarray, planar: bool = False) -> np.ndarray:
@@ -310,10 +318,7 @@ class Engine:
                         return
                     self._infer(item)
                     put(to_caller, item)
-                    if self.job is not None:
-                        from .plugins import get_host
-
-                        get_host().call("batch_done", job=self.job, frames=len(item.frames))
+                    self._batch_done(len(item.frames))
             except _Stop:
                 pass
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
