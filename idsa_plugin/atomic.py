@@ -20,6 +20,12 @@ def check_target(target: str | os.PathLike, overwrite: bool) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``target`` that replaces it only if the block succeeds."""
@@ -28,6 +34,7 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; the result gets a normal file's mode
     try:
         yield tmp_path
         if not overwrite and path.exists():
