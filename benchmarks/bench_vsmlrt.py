@@ -11,11 +11,13 @@ Runners, all with ``--threads`` threads:
 - ``vs-mlrt ort`` / ``vs-mlrt ov``: ``core.ort.Model`` / ``core.ov.Model`` through VapourSynth
   (frames requested in order with prefetch, one inference stream); ov in f32 and in OpenVINO's
   default precision (bf16 on CPUs with AVX512-BF16 or AMX);
-- ``backend ...``: the callables of ``idsa_plugin.backends`` on (1, 3, H, W) tensors.
+- ``backend openvino``: ``idsa_plugin.backends.OpenVINOModel`` in f32 and bf16 on (1, 3, H, W) tensors.
 
 Each runner runs ``--repeats`` times round-robin (the machine's load varies) and its best pass
-counts; the first frame of a pass is a warm-up (sessions, OpenVINO compilation) and is not timed.
-``levels``: max abs difference to the engine's output on that first frame, in 8-bit levels.
+counts, for wall-clock speed and for CPU seconds of this process per frame (all its threads; less
+moved by other processes); the first frame of a pass is a warm-up (sessions, OpenVINO
+compilation) and is not timed. ``levels``: max abs difference to the engine's output on that
+first frame, in 8-bit levels.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ import openvino  # noqa: F401 - before the VapourSynth core, so vs-mlrt's ov plu
 import torch
 import vapoursynth as vs
 
-from idsa_plugin.backends import OnnxRuntimeModel, OpenVINOModel
+from idsa_plugin.backends import OpenVINOModel
 from idsa_plugin.engine import Engine
 from idsa_plugin.evaluate import data_root
 from idsa_plugin.export import export_onnx
@@ -70,7 +72,7 @@ def runners(frames: list[np.ndarray], onnx_path: Path, model: torch.nn.Module, t
     clip = memory_clip(frames)
     engine = Engine(model, device="cpu", dtype="float32", tile=0)
     f32 = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
-    backends = {"backend onnxruntime": OnnxRuntimeModel(model, threads), "backend openvino f32": OpenVINOModel(model, threads)}
+    backends = {f"backend openvino {p}": OpenVINOModel(model, threads, precision=p) for p in ("f32", "bf16")}
 
     def vs_runner(make: Callable[[], vs.VideoNode]) -> Runner:
         return lambda: (np.stack([np.asarray(f[p]) for p in range(3)]) for f in make().frames())
@@ -90,13 +92,13 @@ def runners(frames: list[np.ndarray], onnx_path: Path, model: torch.nn.Module, t
     return table
 
 
-def timed_pass(run: Runner) -> tuple[float, np.ndarray]:
-    """(frames per second after the first frame, the first frame)."""
+def timed_pass(run: Runner) -> tuple[float, float, np.ndarray]:
+    """(frames per second, CPU seconds of this process per frame, both after the first frame; the first frame)."""
     frames = run()
     first = next(frames)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     count = sum(1 for _ in frames)
-    return count / (time.perf_counter() - start), first
+    return count / (time.perf_counter() - start), (time.process_time() - cpu) / count, first
 
 
 def main() -> int:
@@ -120,21 +122,24 @@ def main() -> int:
         export_onnx(model, onnx_path)
         table = runners(frames, onnx_path, model, args.threads)
         best: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         firsts: dict[str, np.ndarray] = {}
         for r in range(args.repeats):
             for name, run in table.items():
-                fps, firsts[name] = timed_pass(run)
+                fps, seconds, firsts[name] = timed_pass(run)
                 best[name] = max(best.get(name, 0.0), fps)
-                print(f"pass {r + 1}: {name:<22} {fps:6.3f} fps", file=sys.stderr, flush=True)
+                cpu[name] = min(cpu.get(name, float("inf")), seconds)
+                print(f"pass {r + 1}: {name:<22} {fps:6.3f} fps {seconds:6.3f} CPU s/frame", file=sys.stderr, flush=True)
 
     reference = firsts["engine (torch)"]
     step = model.idsa_info.metadata.get("steps", "?")
     print(f"{args.model} x{args.scale} (weights at step {step}), {args.frames} frames {width}x{height} -> "
           f"{width * args.scale}x{height * args.scale}, {args.threads} threads, best of {args.repeats}")
-    print("| runner | fps | x engine | levels |\n| --- | ---: | ---: | ---: |")
+    print("| runner | fps | x engine | CPU s/frame | x engine (CPU) | levels |\n| --- | ---: | ---: | ---: | ---: | ---: |")
+    engine_fps, engine_cpu = best["engine (torch)"], cpu["engine (torch)"]
     for name, fps in best.items():
         levels = float(np.abs(np.clip(firsts[name], 0, 1) - reference).max()) * 255
-        print(f"| {name} | {fps:.3f} | {fps / best['engine (torch)']:.2f} | {levels:.3f} |")
+        print(f"| {name} | {fps:.3f} | {fps / engine_fps:.2f} | {cpu[name]:.2f} | {engine_cpu / cpu[name]:.2f} | {levels:.3f} |")
     return 0
 
 
