@@ -28,9 +28,10 @@ keyframe (closed GOP) into its own file in a work folder beside the target. The 
 concatenated packet for packet with recomputed decode timestamps and muxed once with the other
 streams into a temporary file that replaces the target on success. With ``resume=True`` the work
 folder and its JSON state survive an interruption and the next run continues after the last
-complete segment, giving the same output as an uninterrupted run. :func:`plan_segments`,
-:func:`encode_segments` and :func:`mux` are the reusable pieces: a distributed runner encodes
-segments on workers and muxes once.
+complete segment, giving the same output as an uninterrupted run. :func:`plan_transcode`,
+:func:`encode_segments`, :class:`WorkDir` and :func:`finish_transcode` are the reusable pieces: a
+distributed runner (:mod:`idsa_plugin.filters.ray_batch`) plans on one host, encodes segments on
+workers and muxes once.
 """
 from __future__ import annotations
 
@@ -992,7 +993,7 @@ class TranscodeSummary:
                 + (f"; other streams: {kept}" if kept else "") + (f"; {self.decode_errors} decode errors" if self.decode_errors else ""))
 
 
-def _fingerprint(src: Path, settings: dict[str, Any], engine: Engine) -> str:
+def fingerprint(src: Path, settings: dict[str, Any], engine: Engine) -> str:
     """Identifies what a resume state belongs to: the source file, the settings and the model."""
     info = getattr(engine.model, "idsa_info", None)
     weights = Path(info.weights) if info is not None and info.weights else None
@@ -1020,6 +1021,70 @@ def _disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
+@dataclass(frozen=True)
+class TranscodePlan:
+    """Everything decided before a frame is decoded: paths, selection, encoding and segments."""
+
+    src: Path
+    dst: Path
+    source: SourceVideo
+    index_start: int  # the first pts of the whole video
+    window: tuple[Fraction | None, Fraction | None]  # the selection in seconds, for the other streams (None: open)
+    video: VideoPlan
+    segments: list[Segment]
+    job: TranscodeJob
+
+    def summary(self) -> TranscodeSummary:
+        return TranscodeSummary(str(self.src), str(self.dst), width=self.video.width, height=self.video.height,
+                                codec=self.video.codec, pix_fmt=self.video.pix_fmt)
+
+
+def plan_transcode(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 2, model: Any = "idsa-net-s", *,
+                   codec: str = DEFAULT_CODEC, crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
+                   encoder_options: dict[str, str] | None = None, start: float | None = None, duration: float | None = None,
+                   frames: int | None = None, overwrite: bool = False, on_error: str = "fail",
+                   segment_frames: int = DEFAULT_SEGMENT_FRAMES, segment_seconds: float | None = None) -> TranscodePlan:
+    """Check the paths and settings, index ``src`` and cut the selection into segments (see :func:`transcode`).
+
+    ``segment_seconds``, when given, sets the segment length from the source's frame rate instead
+    of ``segment_frames``.
+    """
+    if on_error not in ("fail", "skip"):
+        raise TranscodeError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
+    if duration is not None and frames is not None:
+        raise TranscodeError("give --duration or --frames, not both")
+    src, dst = _check_paths(src, dst, overwrite)
+    source = probe(src)
+    index = index_frames(src, source, on_error)
+    first, stop = index.select(source.time_base, start, duration, frames)
+    window = (int(index.pts[first]) * source.time_base if first > 0 else None,
+              index.end_of(stop) * source.time_base if stop < len(index.pts) else None)
+    plan = plan_video(source, scale, output_format(dst), codec, crf, preset, pix_fmt, encoder_options)
+    if segment_seconds is not None:
+        segment_frames = max(1, round(segment_seconds * source.rate))
+    segments = plan_segments(index.pts[first:stop], segment_frames, index.end_of(stop), plan)
+    settings = {"scale": scale, "model": str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
+                "video": plan.to_json(), "start": start, "duration": duration, "frames": frames, "segment_frames": segment_frames}
+    return TranscodePlan(src, dst, source, int(index.pts[0]), window, plan, segments,
+                         TranscodeJob(str(src), str(dst), stop - first, settings))
+
+
+def finish_transcode(plan: TranscodePlan, work: WorkDir, summary: TranscodeSummary, overwrite: bool = False) -> None:
+    """Mux the finished segments in ``work`` with the other streams into ``plan.dst`` (atomically),
+    fill in ``summary`` and remove ``work``."""
+    results = [work.done[s.index] for s in plan.segments]
+    summary.frames = sum(r.frames for r in results)
+    summary.decode_errors = sum(r.errors for r in results)
+    files = [work.path / r.file for r in results if r.file]
+    if not files:
+        raise TranscodeError(f"{plan.src}: no frame of the selection decoded")
+    with atomic_path(plan.dst, overwrite=overwrite) as tmp:
+        report = mux(plan.src, tmp, files, plan.source, plan.segments[-1].end_pts * plan.source.time_base, plan.window)
+    summary.streams = {"copied": report.copied, "reencoded": report.reencoded, "dropped": report.dropped}
+    summary.bytes = plan.dst.stat().st_size
+    work.remove()
+
+
 def transcode(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 2, model: Any = "idsa-net-s",
               weights: str | os.PathLike | None = None, *, codec: str = DEFAULT_CODEC, crf: int | None = None,
               preset: str | None = None, pix_fmt: str | None = None, encoder_options: dict[str, str] | None = None,
@@ -1037,59 +1102,38 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 2, mo
     ``"fail"`` (stop at the first corrupt frame) or ``"skip"`` (drop and count bad frames).
     Returns a :class:`TranscodeSummary`; raises :class:`TranscodeError` with a one-line message.
     """
-    if on_error not in ("fail", "skip"):
-        raise TranscodeError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
-    if duration is not None and frames is not None:
-        raise TranscodeError("give --duration or --frames, not both")
-    src, dst = _check_paths(src, dst, overwrite)
-    source = probe(src)
-    index = index_frames(src, source, on_error)
-    first, stop = index.select(source.time_base, start, duration, frames)
-    window = (int(index.pts[first]) * source.time_base if first > 0 else None,
-              index.end_of(stop) * source.time_base if stop < len(index.pts) else None)
-    plan = plan_video(source, scale, output_format(dst), codec, crf, preset, pix_fmt, encoder_options)
-    segments = plan_segments(index.pts[first:stop], segment_frames, index.end_of(stop), plan)
-    settings = {"scale": scale, "model": str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
-                "video": plan.to_json(), "start": start, "duration": duration, "frames": frames, "segment_frames": segment_frames}
-    job = TranscodeJob(str(src), str(dst), stop - first, settings)
+    plan = plan_transcode(src, dst, scale, model, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+                          encoder_options=encoder_options, start=start, duration=duration, frames=frames,
+                          overwrite=overwrite, on_error=on_error, segment_frames=segment_frames)
+    job, segments = plan.job, plan.segments
     from idsa_plugin.engine import Engine
 
     engine = Engine(model, scale=scale, weights=weights, device=device, dtype=dtype, batch=batch, tile=tile,
                     overlap=overlap, pre=pre, post=post, job=job)
-    fingerprint = _fingerprint(src, settings, engine)
-    summary = TranscodeSummary(str(src), str(dst), width=plan.width, height=plan.height, codec=plan.codec, pix_fmt=plan.pix_fmt)
+    key = fingerprint(plan.src, job.settings, engine)
+    summary = plan.summary()
     host = get_host()
     host.call("job_started", job=job)
     began = time.perf_counter()
     work: WorkDir | None = None
     try:
-        work = WorkDir(dst, fingerprint, resume)
+        work = WorkDir(plan.dst, key, resume)
         done = dict(work.done)
         summary.resumed_frames = sum(r.frames for r in done.values())
         from tqdm import tqdm
 
         with tqdm(total=job.frames, initial=sum(s.frames for s in segments if s.index in done), unit="frame",
-                  disable=not progress, file=sys.stderr, dynamic_ncols=True, desc=dst.name) as bar:
+                  disable=not progress, file=sys.stderr, dynamic_ncols=True, desc=plan.dst.name) as bar:
             for run in _consecutive([s for s in segments if s.index not in done]):
-                encode_segments(src, run, source, plan, engine, work.path, int(index.pts[0]), on_error,
+                encode_segments(plan.src, run, plan.source, plan.video, engine, work.path, plan.index_start, on_error,
                                 on_segment=work.record, on_frame=lambda: bar.update(1))
-        results = [work.done[s.index] for s in segments]
-        summary.frames = sum(r.frames for r in results)
-        summary.decode_errors = sum(r.errors for r in results)
-        files = [work.path / r.file for r in results if r.file]
-        if not files:
-            raise TranscodeError(f"{src}: no frame of the selection decoded")
-        with atomic_path(dst, overwrite=overwrite) as tmp:
-            report = mux(src, tmp, files, source, segments[-1].end_pts * source.time_base, window)
-        summary.streams = {"copied": report.copied, "reencoded": report.reencoded, "dropped": report.dropped}
-        summary.bytes = dst.stat().st_size
-        work.remove()
+        finish_transcode(plan, work, summary, overwrite)
     except BaseException as exc:
         summary.error = _message(exc) or type(exc).__name__
         if work is not None and not resume:
             work.remove()
         if _disk_full(exc):
-            raise TranscodeError(f"disk full while writing {dst} ({dst.parent}): free some space"
+            raise TranscodeError(f"disk full while writing {plan.dst} ({plan.dst.parent}): free some space"
                                  + (" and run again with --resume" if resume else "")) from None
         raise
     finally:

@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("info", "eval", "upscale", "transcode", "export", "train", "plugins")
+COMMANDS = ("info", "eval", "upscale", "transcode", "batch", "export", "train", "plugins")
 
 
 def build_parser() -> argparse.ArgumentParser:

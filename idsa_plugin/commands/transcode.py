@@ -45,9 +45,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_encoding_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The encoder options (shared with ``batch``); returns the group."""
     from ..filters.pyav import DEFAULT_CODEC, DEFAULT_SEGMENT_FRAMES
 
+    enc = p.add_argument_group("encoding")
+    enc.add_argument("--codec", default=DEFAULT_CODEC, help="video encoder: libx264 (default), libx265, libsvtav1, ffv1 or any FFmpeg one")
+    enc.add_argument("--crf", type=int, help="quality (default: 18 x264, 20 x265, 28 SVT-AV1)")
+    enc.add_argument("--preset", help="encoder preset (e.g. slow for x264/x265, 6 for SVT-AV1)")
+    enc.add_argument("--pix-fmt", help="output pixel format (default: the source's depth and chroma where the encoder takes them)")
+    enc.add_argument("--encoder-option", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                     help="extra encoder option, e.g. threads=2 or x265-params=aq-mode=3; repeatable")
+    enc.add_argument("--segment-frames", type=int, default=DEFAULT_SEGMENT_FRAMES,
+                     help=f"frames per closed-GOP segment, the unit of --resume (default {DEFAULT_SEGMENT_FRAMES})")
+    return enc
+
+
+def add_selection_arguments(p: argparse.ArgumentParser) -> None:
+    """--start and --duration/--frames (shared with ``batch``)."""
+    sel = p.add_argument_group("selection")
+    sel.add_argument("--start", type=seconds, help="start this far after the first frame (seconds or [HH:]MM:SS.f)")
+    span = sel.add_mutually_exclusive_group()
+    span.add_argument("--duration", type=seconds, help="transcode this long")
+    span.add_argument("--frames", type=int, help="transcode this many frames")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "transcode", help="upscale a video file, keeping everything else",
         description="Upscale the video of IN into OUT (container from its extension). Audio, subtitles, attachments, "
@@ -58,20 +81,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", help="target file (.mkv, .mp4, .mov, ...)")
     add_model_arguments(p)
     add_engine_arguments(p)
-    enc = p.add_argument_group("encoding")
-    enc.add_argument("--codec", default=DEFAULT_CODEC, help="video encoder: libx264 (default), libx265, libsvtav1, ffv1 or any FFmpeg one")
-    enc.add_argument("--crf", type=int, help="quality (default: 18 x264, 20 x265, 28 SVT-AV1)")
-    enc.add_argument("--preset", help="encoder preset (e.g. slow for x264/x265, 6 for SVT-AV1)")
-    enc.add_argument("--pix-fmt", help="output pixel format (default: the source's depth and chroma where the encoder takes them)")
-    enc.add_argument("--encoder-option", action="append", type=key_value, default=[], metavar="KEY=VALUE",
-                     help="extra encoder option, e.g. threads=2 or x265-params=aq-mode=3; repeatable")
-    enc.add_argument("--segment-frames", type=int, default=DEFAULT_SEGMENT_FRAMES,
-                     help=f"frames per closed-GOP segment, the unit of --resume (default {DEFAULT_SEGMENT_FRAMES})")
-    sel = p.add_argument_group("selection")
-    sel.add_argument("--start", type=seconds, help="start this far after the first frame (seconds or [HH:]MM:SS.f)")
-    span = sel.add_mutually_exclusive_group()
-    span.add_argument("--duration", type=seconds, help="transcode this long")
-    span.add_argument("--frames", type=int, help="transcode this many frames")
+    add_encoding_arguments(p)
+    add_selection_arguments(p)
     run_group = p.add_argument_group("run")
     run_group.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     run_group.add_argument("--resume", action="store_true", help="keep finished segments when interrupted and continue from them")
