@@ -184,6 +184,7 @@ class Engine:
         x = x.to(self.device, non_blocking=True).float()
         for f in self.pre:
             x = f(x)
+        x = x.clamp(0, 1)  # out-of-range input (e.g. from YUV conversion) is amplified by the attention gates
         tile = self._auto_tile(x) if self.tile == "auto" else self.tile
         y = self._upscale_tensor(x, tile)
         for f in self.post:
@@ -294,41 +295,39 @@ class Engine:
                     continue
             raise _Stop
 
-        def read() -> None:
-            try:
-                for group in self._batches(frames, planar):
-                    first = group[0].image
-                    _, _, c = self._layout(first, planar)
-                    put(to_worker, _Batch(group, self._to_host([f.image for f in group], planar), c, first.dtype))
-                put(to_worker, _END)
-            except _Stop:
-                pass
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        def guarded(body: Callable[[], None], out: queue.Queue) -> Callable[[], None]:
+            """Run ``body`` in a thread, handing any exception to the next stage through ``out``."""
+            def run() -> None:
                 try:
-                    put(to_worker, exc)
+                    body()
                 except _Stop:
                     pass
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    try:
+                        put(out, exc)
+                    except _Stop:
+                        pass
+            return run
+
+        def read() -> None:
+            for group in self._batches(frames, planar):
+                first = group[0].image
+                _, _, c = self._layout(first, planar)
+                put(to_worker, _Batch(group, self._to_host([f.image for f in group], planar), c, first.dtype))
+            put(to_worker, _END)
 
         def work() -> None:
-            try:
-                while True:
-                    item = to_worker.get()
-                    if item is _END or isinstance(item, BaseException):
-                        put(to_caller, item)
-                        return
-                    self._infer(item)
+            while True:
+                item = to_worker.get()
+                if item is _END or isinstance(item, BaseException):
                     put(to_caller, item)
-                    self._batch_done(len(item.frames))
-            except _Stop:
-                pass
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                try:
-                    put(to_caller, exc)
-                except _Stop:
-                    pass
+                    return
+                self._infer(item)
+                put(to_caller, item)
+                self._batch_done(len(item.frames))
 
-        threads = [threading.Thread(target=read, name="idsa-read", daemon=True),
-                   threading.Thread(target=work, name="idsa-infer", daemon=True)]
+        threads = [threading.Thread(target=guarded(read, to_worker), name="idsa-read", daemon=True),
+                   threading.Thread(target=guarded(work, to_caller), name="idsa-infer", daemon=True)]
         for t in threads:
             t.start()
         try:

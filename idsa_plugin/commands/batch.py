@@ -6,7 +6,7 @@ import json
 import sys
 
 from .common import add_engine_arguments, add_model_arguments, engine_options
-from .transcode import add_encoding_arguments, add_selection_arguments
+from .transcode import add_encoding_arguments, add_run_arguments, add_selection_arguments
 
 
 def positive(text: str) -> float:
@@ -62,11 +62,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     enc.add_argument("--segment-seconds", type=positive,
                      help="segment length in seconds of each video (instead of --segment-frames): the unit of work")
     add_selection_arguments(p)
-    run_group = p.add_argument_group("run")
-    run_group.add_argument("--overwrite", action="store_true", help="redo and replace outputs that exist (else they are skipped)")
-    run_group.add_argument("--on-error", choices=("fail", "skip"), default="fail",
-                           help="corrupt or truncated video: fail that video (default) or drop the bad frames and count them")
-    run_group.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
-    run_group.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    run_group.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    add_run_arguments(p, overwrite_help="redo and replace outputs that exist (else they are skipped)")
     p.set_defaults(func=run)

@@ -83,12 +83,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_engine_arguments(p)
     add_encoding_arguments(p)
     add_selection_arguments(p)
-    run_group = p.add_argument_group("run")
-    run_group.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    run_group = add_run_arguments(p, overwrite_help="replace OUT if it exists")
     run_group.add_argument("--resume", action="store_true", help="keep finished segments when interrupted and continue from them")
-    run_group.add_argument("--on-error", choices=("fail", "skip"), default="fail",
-                           help="corrupt or truncated video: stop (default) or drop the bad frames and count them")
-    run_group.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
-    run_group.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    run_group.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.set_defaults(func=run)
+
+
+def add_run_arguments(p: argparse.ArgumentParser, overwrite_help: str) -> argparse._ArgumentGroup:
+    """--overwrite, --on-error, --progress, --quiet and --json, shared with ``idsa-sr batch``."""
+    group = p.add_argument_group("run")
+    group.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    group.add_argument("--on-error", choices=("fail", "skip"), default="fail",
+                       help="corrupt or truncated video: stop (default) or drop the bad frames and count them")
+    group.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")
+    group.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    group.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    return group

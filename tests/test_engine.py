@@ -1,0 +1,118 @@
+"""The streaming engine: order and metadata, batching across size changes, dtypes and layouts,
+tiling against the whole frame, the fp16 overflow guard, device errors, bounded memory."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from idsa_plugin.devices import DeviceError, resolve_device
+from idsa_plugin.engine import Engine, Frame
+from idsa_plugin.evaluate import load_rgb
+
+
+@pytest.fixture(scope="module")
+def engine(model_x2):
+    return Engine(model_x2, batch=3, device="cpu")
+
+
+def frames(count: int, h: int = 16, w: int = 24, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def test_stream_keeps_order_and_metadata_across_size_changes(engine):
+    items = frames(4) + frames(2, 12, 20, seed=1) + frames(3, seed=2)
+    out = list(engine.stream(Frame(img, {"pts": i}) for i, img in enumerate(items)))
+    assert [f.meta["pts"] for f in out] == list(range(len(items)))
+    assert [f.image.shape for f in out] == [(img.shape[0] * 2, img.shape[1] * 2, 3) for img in items]
+    for img, f in zip(items, out):
+        assert np.array_equal(f.image, engine.upscale(img))
+
+
+def test_batch_and_single_frame_agree(model_x2):
+    items = frames(5)
+    batched = Engine(model_x2, batch=5, device="cpu").upscale_batch(items)
+    single = [Engine(model_x2, batch=1, device="cpu").upscale(img) for img in items]
+    assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 1 for a, b in zip(batched, single))
+
+
+@pytest.mark.parametrize("dtype,peak", [(np.uint8, 255), (np.uint16, 65535), (np.float16, 1.0), (np.float32, 1.0)])
+def test_dtypes_and_layouts(engine, dtype, peak):
+    base = frames(1)[0].astype(np.float64) / 255
+    image = (base * peak).round().astype(dtype) if peak > 1 else base.astype(dtype)
+    reference = engine.upscale(frames(1)[0]).astype(np.float64) / 255
+    hwc = engine.upscale(image)
+    chw = engine.upscale(np.ascontiguousarray(image.transpose(2, 0, 1)), planar=True)
+    assert hwc.dtype == dtype and hwc.shape == (32, 48, 3)
+    assert np.array_equal(chw.transpose(1, 2, 0), hwc)
+    assert np.abs(hwc.astype(np.float64) / peak - reference).max() < 2 / 255
+    grey = engine.upscale(image[..., 0])
+    assert grey.shape == (32, 48) and grey.dtype == dtype
+
+
+def test_tiles_blend_close_to_the_whole_frame(model_x2, data_dir):
+    image = load_rgb(data_dir / "benchmarks" / "Set14" / "lenna.png")[:96, :128]
+    whole = Engine(model_x2, tile=0, device="cpu").upscale(image).astype(np.float64)
+    tiled = Engine(model_x2, tile=(48, 48), device="cpu").upscale(image).astype(np.float64)
+    difference = np.abs(whole - tiled)
+    assert difference.mean() < 0.5, difference.mean()
+    assert difference.max() < 40
+
+
+def test_fp16_overflow_is_recomputed_in_fp32(caplog):
+    """Shipped weights with the first conv scaled x3: activations pass fp16's range, not fp32's."""
+    from idsa_plugin import load_model
+
+    model = load_model("idsa-net-s", scale=2, device="cpu")
+    with torch.no_grad():
+        model.head.weight.mul_(3)
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    engine = Engine(model, dtype="float16", device="cpu")
+    with caplog.at_level(logging.WARNING, logger="idsa_plugin"):
+        out = engine.upscale_tensor(x)
+        engine.upscale_tensor(x)
+    assert torch.isfinite(out).all()
+    with torch.no_grad():
+        assert not torch.isfinite(model.half()(x.half())).all()
+    assert sum("overflowed" in r.message for r in caplog.records) == 1
+
+
+def test_unavailable_device_is_a_one_line_error():
+    with pytest.raises(DeviceError, match="not available"):
+        resolve_device("cuda:7")
+    with pytest.raises(DeviceError, match="unknown device"):
+        resolve_device("quantum")
+    assert resolve_device("cpu").type == "cpu"
+
+
+def test_errors_from_the_source_reach_the_caller_and_threads_end(engine):
+    def broken():
+        yield from frames(2)
+        raise RuntimeError("decoder broke")
+
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="decoder broke"):
+        list(engine.stream(broken()))
+    assert threading.active_count() == before
+
+
+def test_bounded_in_flight_work(engine):
+    """The reader pulls at most a few batches ahead of the consumer: memory does not grow with the stream."""
+    pulled = []
+
+    def source():
+        for i, img in enumerate(frames(40, 8, 8)):
+            pulled.append(i)
+            yield img
+
+    stream = engine.stream(source())
+    next(stream)
+    threading.Event().wait(0.5)
+    ahead = len(pulled)
+    stream.close()
+    # two bounded queues, one batch in the worker, one at the consumer, one being built (+ the frame that closes it)
+    assert ahead <= engine.batch * (2 * engine.inflight + 3) + 1 < 40
