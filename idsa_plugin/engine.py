@@ -89,13 +89,14 @@ class Engine:
     ``tile`` is None (tile only when a batch would not fit in memory), ``"auto"`` (the same, said
     explicitly), 0 (never) or ``(width, height)`` in input pixels; ``overlap`` is in input pixels.
     ``pre``/``post`` are frame-filter names (from plugins) or callables on (N, 3, H, W) tensors.
+    ``backend`` runs the model in torch (default) or, on the CPU, in OpenVINO (``"openvino"``).
     """
 
     def __init__(self, model: nn.Module | str = "idsa-net-s", scale: int | None = None, weights: str | None = None,
                  device: str | torch.device | None = None, dtype: str | torch.dtype | None = None, batch: int | None = None,
                  tile: tuple[int, int] | int | str | None = None, overlap: int | None = None, compile: bool = False,
                  pre: Sequence[str | TensorFilter] | None = None, post: Sequence[str | TensorFilter] | None = None,
-                 inflight: int = 2, job: Any = None) -> None:
+                 inflight: int = 2, job: Any = None, backend: str = "torch") -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         if isinstance(model, nn.Module):
@@ -115,6 +116,12 @@ class Engine:
         self.inflight = max(1, inflight)
         self.job = job
         self._run: Callable[[torch.Tensor], torch.Tensor] = torch.compile(self.model) if compile else self.model
+        if backend != "torch":
+            if self.device.type != "cpu" or self.dtype != torch.float32:
+                raise ValueError(f"backend {backend!r} runs float32 on the CPU only (got {self.device}, {self.dtype})")
+            from .backends import make_backend
+
+            self._run = make_backend(backend, self.model)
         self._fp32_model: nn.Module | None = None
         self._overflow_reported = False
         self._lock = threading.Lock()

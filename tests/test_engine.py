@@ -116,3 +116,13 @@ def test_bounded_in_flight_work(engine):
     stream.close()
     # two bounded queues, one batch in the worker, one at the consumer, one being built (+ the frame that closes it)
     assert ahead <= engine.batch * (2 * engine.inflight + 3) + 1 < 40
+
+
+def test_openvino_backend_matches_torch(model_x2):
+    pytest.importorskip("openvino")
+    image = frames(1, 24, 32)[0]
+    torch_out = Engine(model_x2, device="cpu").upscale(image).astype(int)
+    ov_out = Engine(model_x2, device="cpu", backend="openvino").upscale(image).astype(int)
+    assert np.abs(torch_out - ov_out).max() <= 1
+    with pytest.raises(ValueError, match="float32 on the CPU only"):
+        Engine(model_x2, device="cpu", dtype="bfloat16", backend="openvino")
