@@ -162,7 +162,7 @@ class Engine:
         if n * h * w * per_pixel <= budget:
             return None
         side = int((budget / (n * per_pixel)) ** 0.5)
-        side = max(64, side - side % 8)
+        side = max(128, side - side % 8)
         return (min(side, w), min(side, h))
 
     def _upscale_tensor(self, x: torch.Tensor, tile: tuple[int, int] | None) -> torch.Tensor:

@@ -318,8 +318,10 @@ def test_decode_timestamps_are_valid_across_segments():
 
 
 # ---- interruption and resume -------------------------------------------------------------------
-def test_sigint_leaves_nothing_and_resume_matches_an_uninterrupted_run(media, tmp_path):
-    src, dst = media["long"], tmp_path / "long_x2.mkv"
+def test_sigint_leaves_nothing_and_resume_matches_an_uninterrupted_run(tmp_path):
+    # frames large enough (256x192) that the run is still going when the first segment is recorded
+    src = write_video(tmp_path / "long.mp4", n=48, w=256, h=192, audio=[("aac", 48000, "stereo", {"language": "eng"})])
+    dst = tmp_path / "long_x2.mkv"
     reference = tmp_path / "reference.mkv"
     transcode(src, reference, codec="ffv1")
     args = (str(src), str(dst), "--codec", "ffv1", "--segment-frames", "4", "--resume", "--quiet")
