@@ -99,8 +99,10 @@ class Engine:
                  inflight: int = 2, job: Any = None, backend: str = "torch") -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        if isinstance(model, nn.Module):
-            self.model = model.to(self.device, self.dtype).eval()
+        if backend != "torch" and (self.device.type != "cpu" or self.dtype != torch.float32):
+            raise ValueError(f"backend {backend!r} runs float32 on the CPU only (got {self.device}, {self.dtype})")
+        if isinstance(model, nn.Module):  # a copy: the caller's module keeps its device, dtype and layout
+            self.model = copy.deepcopy(model).to(self.device, self.dtype).eval()
         else:
             from .models import load_model
 
@@ -117,8 +119,6 @@ class Engine:
         self.job = job
         self._run: Callable[[torch.Tensor], torch.Tensor] = torch.compile(self.model) if compile else self.model
         if backend != "torch":
-            if self.device.type != "cpu" or self.dtype != torch.float32:
-                raise ValueError(f"backend {backend!r} runs float32 on the CPU only (got {self.device}, {self.dtype})")
             from .backends import make_backend
 
             self._run = make_backend(backend, self.model)

@@ -93,7 +93,7 @@ def test_safetensors_export_keeps_metadata_and_reloads(tmp_path: Path, model_x2)
     reloaded = load_model(path)  # a bare file: architecture and scale from the file itself
     x = torch.rand(1, 3, 20, 28)
     with torch.no_grad():
-        assert torch.allclose(reloaded(x), model_x2(x), atol=1e-6)  # the fixture may be channels_last by now
+        assert torch.allclose(reloaded(x), model_x2(x), atol=1e-6)
 
 
 @pytest.mark.parametrize("args, message", [
