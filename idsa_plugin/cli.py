@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 
 COMMANDS = ("info", "eval", "upscale", "transcode", "batch", "export", "train", "plugins")
@@ -28,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Ctrl-C must stop cleanly (no half file) even when started by a shell that ignores SIGINT for
+    # background jobs: a non-interactive `cmd &` inherits SIG_IGN, which Python keeps.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.func(args) or 0)
