@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from idsa_plugin.builtin import shipped_weights
 from idsa_plugin.commands.info import model_cost
@@ -39,13 +40,15 @@ def main() -> None:
             model = load_model(name, scale=scale, device="cpu")
             meta = model.idsa_info.metadata
             cost = model_cost(name, scale)
-            training = f"{meta.get('steps', '?')} steps, {meta.get('hardware', '?')}"
+            config = json.loads(meta.get("config", "{}"))
+            start = f" from {config['init_from'].split('/')[-2]}" if config.get("init_from") else ""
+            training = f"{meta.get('steps', '?')} steps{start}, {meta.get('hardware', '?')}"
             rows.append((f"{name} (shipped)", model_upscaler(model), f"{cost['parameters']:,}", cost["gmacs_1280x720"], training))
         for label, upscale, params, gmacs, training in rows:
             results = evaluate(upscale, data, sets, scale)
             scores = " | ".join(f"{r.psnr:.2f} / {r.ssim:.4f}" for r in results)
             print(f"| x{scale} | {label} | {params} | {gmacs} | {scores} | {training} |", flush=True)
-            print(json.dumps({"scale": scale, "model": label, "results": [r.as_dict() for r in results]}), file=__import__("sys").stderr)
+            print(json.dumps({"scale": scale, "model": label, "results": [r.as_dict() for r in results]}), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The trainer: exact resume after SIGINT, DDP over gloo, init_from, outputs (CSV, plot, safetensors)."""
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import signal
@@ -41,6 +42,19 @@ def final_model(out: Path) -> dict[str, torch.Tensor]:
     return torch.load(out / "tiny" / "checkpoint.pt", weights_only=True)["model"]
 
 
+def assert_tensorboard_matches_csv(run_dir: Path) -> None:
+    """The TensorBoard events hold the same loss and Set5 PSNR per step as metrics.csv, once each."""
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    events = accumulator.EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    losses = {e.step: e.value for e in events.Scalars("train/loss")}
+    assert sorted(losses) == sorted({int(r["step"]) for r in rows})
+    assert all(losses[int(r["step"])] == pytest.approx(float(r["loss"]), rel=1e-5) for r in rows)
+    psnr = {e.step: e.value for e in events.Scalars("val/Set5_psnr")}
+    assert psnr == {int(r["step"]): pytest.approx(float(r["Set5_psnr"]), rel=1e-5) for r in rows if r["Set5_psnr"]}
+
+
 def test_lr_schedule():
     cfg = load_config(None, ["steps=100", "warmup=10", "lr=1e-3", "min_lr=1e-5"])
     assert lr_factor(cfg, 0) == pytest.approx(0.1)
@@ -77,6 +91,8 @@ def test_resume_after_sigint_is_bit_exact(train_data, tmp_path):
     assert (run_dir / "curves.png").stat().st_size > 1000
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,loss,lr,it_s,Set5_psnr")
+    assert_tensorboard_matches_csv(run_dir)
+    assert_tensorboard_matches_csv(interrupted / "tiny")  # the resumed run continues the same curves
     best = load_model(run_dir / "best.safetensors", device="cpu")
     meta = best.idsa_info.metadata
     assert meta["variant"] == "idsa-net-s" and "no evaluation images" in meta["training_data"] and "Set5_psnr" in meta["metrics"]

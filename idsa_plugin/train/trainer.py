@@ -86,6 +86,7 @@ class Trainer:
         self.step, self.best_psnr = 0, -math.inf
         self.run_dir = cfg.run_dir
         self.stop_requested = False
+        self.tensorboard: Any = None
         self.network: nn.Module = self.model
         if self.world > 1:
             self.network = nn.parallel.DistributedDataParallel(self.model)
@@ -144,6 +145,16 @@ class Trainer:
             results[f"{name}_psnr"], results[f"{name}_ssim"] = round(r.psnr, 4), round(r.ssim, 5)
         return results
 
+    def open_tensorboard(self) -> None:
+        """Log to ``run_dir/tensorboard`` when TensorBoard is installed; a resumed run drops events after its checkpoint."""
+        if self.rank != 0:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # TensorBoard is optional: metrics.csv and curves.png are always written
+            return
+        self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step + 1 if self.step else None)
+
     def log_row(self, row: dict[str, Any]) -> None:
         path = self.run_dir / "metrics.csv"
         fields = ["step", "loss", "lr", "it_s"] + [f"{s}_{m}" for s in self.cfg.validate_sets for m in ("psnr", "ssim")]
@@ -153,6 +164,11 @@ class Trainer:
             if new:
                 writer.writeheader()
             writer.writerow(row)
+        if self.tensorboard is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self.tensorboard.add_scalar(f"train/{key}" if key in ("loss", "lr", "it_s") else f"val/{key}", float(value), row["step"])
+            self.tensorboard.flush()
 
     # ---- loop --------------------------------------------------------------------------------
     def update_ema(self) -> None:
@@ -173,6 +189,7 @@ class Trainer:
         if resume and self.load_checkpoint():
             log.info("resumed %s at step %d", cfg.name, self.step)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.open_tensorboard()
         dataset = PairDataset(image_files(self.data / d for d in cfg.train_dirs), cfg.scale, cfg.lr_patch, cfg.seed)
         loader = DataLoader(dataset, batch_size=cfg.batch, sampler=StepSampler(cfg.batch, self.step, self.rank, self.world),
                             num_workers=cfg.workers, pin_memory=self.device.type == "cuda", persistent_workers=cfg.workers > 0)
@@ -220,6 +237,8 @@ class Trainer:
         if window_steps:
             self.after_window(loss_sum / window_steps, window_steps / (time.perf_counter() - window_start))
         self.save_checkpoint()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         if self.world > 1:
             write_weights(self.run_dir / f"last-rank{self.rank}.safetensors", self.model.state_dict(), {"step": str(self.step)})
         return self.run_dir / "best.safetensors"
