@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Trains every shipped model in order (x2 first, x3/x4 fine-tuned from it), resuming where a run
-# stopped, and copies each best EMA export into weights/. Usage: [THREADS=N] configs/train_all.sh [variant...]
+# stopped, and copies each best EMA export into weights/.
+# Usage: [THREADS=N] configs/train_all.sh [variant...]   (THREADS=1 when other jobs share the CPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 variants=("${@:-idsa-net-s idsa-net}")

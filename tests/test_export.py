@@ -99,7 +99,7 @@ def test_safetensors_export_keeps_metadata_and_reloads(tmp_path: Path, model_x2)
 @pytest.mark.parametrize("args, message", [
     (["--dynamic", "--model", "no-such-model"], "unknown model 'no-such-model'"),
     (["--dynamic", "--weights", "/nonexistent/w.safetensors"], "weights file not found"),
-    (["--dynamic", "--model", "idsa-net", "--scale", "4"], "no weights for idsa-net x4"),
+    (["--dynamic", "--model", "imdn", "--scale", "4"], "no weights for imdn x4"),
     ([], "needs --dynamic"),
     (["--format", "safetensors"], "name safetensors files *.safetensors"),
 ])
