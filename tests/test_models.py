@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from idsa_plugin import load_model
 from idsa_plugin.archs import detect_architecture
 from idsa_plugin.archs.idsa import hyperparameters
-from idsa_plugin.archs.idsa.arch import IDSANet
+from idsa_plugin.archs.idsa.arch import IDSANet, WindowAttention
 from idsa_plugin.commands.info import model_cost
 from idsa_plugin.models import build_model
 from idsa_plugin.weights_io import WeightsError, read_weights, write_weights
@@ -59,6 +59,24 @@ def test_sharing_is_real():
         assert counter.calls == expected
     assert sum(p.numel() for p in shared.parameters()) < sum(p.numel() for p in separate.parameters())
     assert macs(shared, 2) < macs(separate, 2)
+
+
+def test_shifted_windows_do_not_wrap_around():
+    """Shifted windows are displaced by half a window; the ones that wrap around the border are masked,
+    so the top rows never attend to the bottom rows or the left columns to the right ones."""
+    torch.manual_seed(0)
+    attn = WindowAttention(8, window=8, heads=2, computes_maps=True)
+    torch.nn.init.normal_(attn.rel_bias)
+    x = torch.rand(1, 8, 32, 40)
+    far = x.clone()
+    far[..., -4:, :] = torch.rand(1, 8, 4, 40)
+    far[..., :, -4:] = torch.rand(1, 8, 32, 4)
+    with torch.no_grad():
+        out, far_out = attn(x, None, shift=4)[0], attn(far, None, shift=4)[0]
+        one_window = attn(x[..., 4:12, 12:20], None, shift=0)[0]
+    assert torch.allclose(out[..., :4, :-4], far_out[..., :4, :-4], atol=1e-6)  # top rows: only top rows
+    assert torch.allclose(out[..., 4:-4, :4], far_out[..., 4:-4, :4], atol=1e-6)  # left columns: only left columns
+    assert torch.allclose(out[..., 4:12, 12:20], one_window, atol=1e-6)  # inside: plain windows, offset by 4
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

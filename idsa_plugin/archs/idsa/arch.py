@@ -49,7 +49,9 @@ class WindowAttention(nn.Module):
 
     A module built with ``computes_maps=True`` owns the Q/K projection and the position bias and
     returns its softmax maps; one built with ``computes_maps=False`` projects only V and applies
-    maps handed to it by an earlier block.
+    maps handed to it by an earlier block. With ``shift`` the windows are displaced by that many
+    pixels (Swin): windows that wrap around the border are masked so that no pixel attends to the
+    opposite edge of the frame or tile.
     """
 
     def __init__(self, dim: int, window: int, heads: int, computes_maps: bool) -> None:
@@ -68,18 +70,34 @@ class WindowAttention(nn.Module):
         n, t, c = tokens.shape
         return tokens.view(n, t, self.heads, c // self.heads).transpose(1, 2)
 
-    def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
-        q = self._heads(window_partition(self.qk(x), self.window))
-        logits = (q * q.shape[-1] ** -0.5) @ q.transpose(-2, -1)
-        bias = self.rel_bias[self.rel_index].permute(2, 0, 1)
-        return torch.softmax(logits + bias, dim=-1)
+    def shift_mask(self, h: int, w: int, shift: int, device: torch.device) -> torch.Tensor:
+        """(windows, T, T) additive mask: -inf between pixels that the cyclic shift brought together."""
+        rows, cols = torch.arange(h, device=device), torch.arange(w, device=device)
+        row_band = (rows >= h - self.window).long() + (rows >= h - shift).long()
+        col_band = (cols >= w - self.window).long() + (cols >= w - shift).long()
+        region = (row_band[:, None] * 3 + col_band[None, :]).float()[None, None]
+        labels = window_partition(region, self.window).squeeze(-1)
+        return torch.zeros(labels.shape[0], labels.shape[1], labels.shape[1], device=device).masked_fill(
+            labels[:, :, None] != labels[:, None, :], float("-inf"))
 
-    def forward(self, x: torch.Tensor, maps: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def attention_maps(self, x: torch.Tensor, shift: int) -> torch.Tensor:
+        q = self._heads(window_partition(self.qk(x), self.window))
+        logits = (q * q.shape[-1] ** -0.5) @ q.transpose(-2, -1) + self.rel_bias[self.rel_index].permute(2, 0, 1)
+        if shift:
+            mask = self.shift_mask(x.shape[2], x.shape[3], shift, x.device).to(logits.dtype)
+            logits = (logits.view(x.shape[0], -1, *logits.shape[1:]) + mask[None, :, None]).flatten(0, 1)
+        return torch.softmax(logits, dim=-1)
+
+    def forward(self, x: torch.Tensor, maps: torch.Tensor | None, shift: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        if shift:
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(2, 3))
         if maps is None:
-            maps = self.attention_maps(x)
+            maps = self.attention_maps(x, shift)
         v = self._heads(window_partition(self.v(x), self.window))
-        out = (maps @ v).transpose(1, 2).flatten(2)
-        return self.proj(window_merge(out, self.window, x.shape)), maps
+        out = window_merge((maps @ v).transpose(1, 2).flatten(2), self.window, x.shape)
+        if shift:
+            out = torch.roll(out, shifts=(shift, shift), dims=(2, 3))
+        return self.proj(out), maps
 
 
 class SequenceModelingUnit(nn.Module):
@@ -159,9 +177,9 @@ class DistillationStage(nn.Module):
         self.attn = WindowAttention(rest, window, heads, computes_maps)
         self.smu = SequenceModelingUnit(rest, smu_hidden)
 
-    def forward(self, x: torch.Tensor, maps: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, maps: torch.Tensor | None, shift: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         distilled, rest = self.lfe(x).split([self.distilled, self.rest], dim=1)
-        attended, maps = self.attn(rest, maps)
+        attended, maps = self.attn(rest, maps, shift)
         rest = rest + attended
         rest = rest + self.smu(rest)
         return distilled, rest, maps
@@ -183,10 +201,10 @@ class ASDB(nn.Module):
         self.lkcip = LKCIP(channels) if lkcip else nn.Identity()
         self.inha = INHA(channels) if inha else ChannelAttention(channels)
 
-    def forward(self, x: torch.Tensor, maps: AttentionMaps | None) -> tuple[torch.Tensor, AttentionMaps]:
+    def forward(self, x: torch.Tensor, maps: AttentionMaps | None, shift: int) -> tuple[torch.Tensor, AttentionMaps]:
         distilled, new_maps, f = [], [], x
         for i, stage in enumerate(self.stages):
-            d, f, m = stage(f, None if maps is None else maps[i])
+            d, f, m = stage(f, None if maps is None else maps[i], shift)
             distilled.append(d)
             new_maps.append(m)
         distilled.append(self.last(f))
@@ -236,17 +254,12 @@ class IDSANet(nn.Module):
         padded = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else x
         f0 = self.head(padded)
         f = f0
-        half = self.window // 2
         for g, group in enumerate(self.body):
-            shifted = g % 2 == 1
-            if shifted:
-                f = torch.roll(f, shifts=(-half, -half), dims=(2, 3))
+            shift = self.window // 2 if g % 2 else 0  # every other group attends in shifted windows
             maps: AttentionMaps | None = None
             for block in group:
-                f, computed = block(f, maps)
+                f, computed = block(f, maps, shift)
                 maps = computed if self.share_attention else None
-            if shifted:
-                f = torch.roll(f, shifts=(half, half), dims=(2, 3))
         out = self.upsample(self.body_tail(f) + f0)[..., : h * self.scale, : w * self.scale]
         if self.interp_skip:
             out = out + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
