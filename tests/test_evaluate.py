@@ -68,3 +68,23 @@ def test_eval_cli_json(data_dir, tmp_path):
     assert "Set5" in run.stdout
     result = json.loads(out.read_text())["results"][0]
     assert result["psnr"] == pytest.approx(28.43, abs=0.02) and result["images"] == 5
+
+
+# The issue's floor for idsa-net-s over bicubic on Set5 (dB), per scale.
+IDSA_NET_S_MARGIN = {2: 2.0, 4: 1.5}
+
+
+@pytest.mark.parametrize("name", ["idsa-net-s", "idsa-net"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_shipped_weights_beat_bicubic(data_dir, name, scale):
+    """Every shipped model beats bicubic on Set5 and Set14 (B100 in the README table), idsa-net-s by the
+    issue's margin, and its metadata states training data free of evaluation images."""
+    model = load_model(name, scale=scale, device="cpu")
+    meta = model.idsa_info.metadata
+    assert "no evaluation images" in meta["training_data"] and "Set5" not in json.loads(meta["config"])["train_dirs"]
+    ours = evaluate(model_upscaler(model), data_dir, ("Set5", "Set14"), scale)
+    bicubic = evaluate(bicubic_upscaler(scale), data_dir, ("Set5", "Set14"), scale)
+    for result, reference in zip(ours, bicubic):
+        assert result.psnr > reference.psnr + 0.5 and result.ssim > reference.ssim, (result, reference)
+    if name == "idsa-net-s" and scale in IDSA_NET_S_MARGIN:
+        assert ours[0].psnr >= bicubic[0].psnr + IDSA_NET_S_MARGIN[scale], (ours[0], bicubic[0])
