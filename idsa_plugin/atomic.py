@@ -34,9 +34,11 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; the result gets a normal file's mode
     try:
         yield tmp_path
+        # mkstemp makes 0600 (and some writers, safetensors among them, recreate the file with it):
+        # the result gets a normal new file's mode
+        os.chmod(tmp_path, 0o666 & ~_umask())
         if not overwrite and path.exists():
             raise OutputExistsError(f"{path} appeared while writing; not overwritten")
         os.replace(tmp_path, path)

@@ -1,6 +1,7 @@
 """IDSA-Net and IMDN: budgets, shared attention, shapes, hyperparameter inference, load_model errors."""
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -125,6 +126,9 @@ def test_imdn_official_weights_load_safely(imdn_weights, tmp_path):
 def test_safetensors_metadata_round_trip(tmp_path):
     model = build_model("idsa-net-s", 2)
     path = write_weights(tmp_path / "w.safetensors", model.state_dict(), {"variant": "idsa-net-s", "hyperparameters": {"interp_skip": True}, "steps": 3})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # a normal file's mode, not mkstemp's 0600
     state, meta = read_weights(path)
     assert meta["variant"] == "idsa-net-s" and meta["steps"] == "3"
     loaded = load_model(path, device="cpu")
