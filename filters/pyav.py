@@ -1092,7 +1092,8 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 2, mo
               overlap: int | None = None, pre: Sequence[Any] | None = None, post: Sequence[Any] | None = None,
               start: float | None = None, duration: float | None = None, frames: int | None = None,
               overwrite: bool = False, resume: bool = False, on_error: str = "fail",
-              segment_frames: int = DEFAULT_SEGMENT_FRAMES, progress: bool = False, backend: str = "torch") -> TranscodeSummary:
+              segment_frames: int = DEFAULT_SEGMENT_FRAMES, progress: bool = False, backend: str = "torch",
+              compile: bool = False) -> TranscodeSummary:
     """Upscale the video of ``src`` into ``dst`` and keep every other stream, timing and colour.
 
     ``model`` is a registered name, a weights file or a loaded module; ``codec`` any FFmpeg video
@@ -1109,7 +1110,7 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 2, mo
     from idsa_plugin.engine import Engine
 
     engine = Engine(model, scale=scale, weights=weights, device=device, dtype=dtype, batch=batch, tile=tile,
-                    overlap=overlap, pre=pre, post=post, job=job, backend=backend)
+                    overlap=overlap, pre=pre, post=post, job=job, backend=backend, compile=compile)
     key = fingerprint(plan.src, job.settings, engine)
     summary = plan.summary()
     host = get_host()

@@ -437,7 +437,7 @@ def batch_transcode(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathL
                     dtype: str | None = None, batch: int | None = None, tile: Any = None, overlap: int | None = None,
                     pre: Sequence[Any] | None = None, post: Sequence[Any] | None = None, start: float | None = None,
                     duration: float | None = None, frames: int | None = None, overwrite: bool = False,
-                    on_error: str = "fail", progress: bool = False, backend: str = "torch",
+                    on_error: str = "fail", progress: bool = False, backend: str = "torch", compile: bool = False,
                     on_event: Callable[[BatchEvent], None] | None = None) -> BatchSummary:
     """Upscale every video of ``inputs`` (files, or folders searched for video files) into ``out_dir``.
 
@@ -479,7 +479,7 @@ def batch_transcode(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathL
     bar: _Progress | None = None
     try:
         engine_options = {"scale": scale, "weights": weights, "device": device, "dtype": dtype, "batch": batch,
-                          "tile": tile, "overlap": overlap, "pre": pre, "post": post, "backend": backend}
+                          "tile": tile, "overlap": overlap, "pre": pre, "post": post, "backend": backend, "compile": compile}
         actors, summary.workers = _start_workers(workers, threads, device, model, engine_options)
         keys = ray.get(actors[0].fingerprints.remote([(str(v.plan.src.resolve()), v.plan.job.settings) for v in videos]))
         for video, key in zip(videos, keys):

@@ -200,14 +200,15 @@ def upscale(clip: vs.VideoNode, scale: int = 2, model: nn.Module | str = "idsa-n
             batch: int | None = None, tile: tuple[int, int] | int | str | None = None, overlap: int | None = None,
             matrix: int | str | None = None, output_format: int | vs.VideoFormat | None = None,
             pre: Sequence[str | TensorFilter] | None = None,
-            post: Sequence[str | TensorFilter] | None = None, backend: str = "torch") -> vs.VideoNode:
+            post: Sequence[str | TensorFilter] | None = None, backend: str = "torch", compile: bool = False) -> vs.VideoNode:
     """Upscale ``clip`` by ``scale`` with IDSA-Net (``model``: a registered name, weights file or module).
 
     Takes RGB, YUV (any subsampling) and GRAY, integer or float. YUV is converted with the first
     frame's ``_Matrix`` and ``_Range`` (``matrix=`` overrides the matrix: "709", "170m", "2020ncl", ...
     or its number). The result has the input's format at ``scale`` times the size, or
     ``output_format``; frame count, rate and frame properties are kept. ``device``, ``dtype``,
-    ``batch``, ``tile``, ``overlap``, ``pre``, ``post`` and ``backend`` are the engine's options.
+    ``batch``, ``tile``, ``overlap``, ``pre``, ``post``, ``backend`` and ``compile`` (torch.compile: about
+    a minute to start, then faster) are the engine's options.
     """
     if not isinstance(clip, vs.VideoNode):
         raise vs.Error("upscale: clip must be a video clip (vs.VideoNode)")
@@ -226,7 +227,7 @@ def upscale(clip: vs.VideoNode, scale: int = 2, model: nn.Module | str = "idsa-n
     to_work, back = _conversions(clip, work, out, matrix)
     try:
         engine = Engine(model, scale=scale, weights=weights, device=device, dtype=dtype, batch=batch,
-                        tile=tile, overlap=overlap, pre=pre, post=post, backend=backend)
+                        tile=tile, overlap=overlap, pre=pre, post=post, backend=backend, compile=compile)
     except (ValueError, RuntimeError, OSError) as exc:
         raise vs.Error(f"upscale: {exc}") from exc
 
