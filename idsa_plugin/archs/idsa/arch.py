@@ -70,22 +70,25 @@ class WindowAttention(nn.Module):
         n, t, c = tokens.shape
         return tokens.view(n, t, self.heads, c // self.heads).transpose(1, 2)
 
-    def shift_mask(self, h: int, w: int, shift: int, device: torch.device) -> torch.Tensor:
-        """(windows, T, T) additive mask: -inf between pixels that the cyclic shift brought together."""
-        rows, cols = torch.arange(h, device=device), torch.arange(w, device=device)
-        row_band = (rows >= h - self.window).long() + (rows >= h - shift).long()
-        col_band = (cols >= w - self.window).long() + (cols >= w - shift).long()
-        region = (row_band[:, None] * 3 + col_band[None, :]).float()[None, None]
-        labels = window_partition(region, self.window).squeeze(-1)
-        return torch.zeros(labels.shape[0], labels.shape[1], labels.shape[1], device=device).masked_fill(
-            labels[:, :, None] != labels[:, None, :], float("-inf"))
+    def _band_mask(self, size: int, shift: int, device: torch.device) -> torch.Tensor:
+        """(size // window, window) -> (windows along one axis, window, window) additive mask: -inf between
+        positions that the cyclic shift brought together (only the last window along the axis has any)."""
+        position = torch.arange(size, device=device)
+        band = ((position >= size - self.window).long() + (position >= size - shift).long()).view(-1, self.window)
+        return torch.zeros(band.shape[0], self.window, self.window, device=device).masked_fill(
+            band[:, :, None] != band[:, None, :], float("-inf"))
 
     def attention_maps(self, x: torch.Tensor, shift: int) -> torch.Tensor:
         q = self._heads(window_partition(self.qk(x), self.window))
         logits = (q * q.shape[-1] ** -0.5) @ q.transpose(-2, -1) + self.rel_bias[self.rel_index].permute(2, 0, 1)
-        if shift:
-            mask = self.shift_mask(x.shape[2], x.shape[3], shift, x.device).to(logits.dtype)
-            logits = (logits.view(x.shape[0], -1, *logits.shape[1:]) + mask[None, :, None]).flatten(0, 1)
+        if shift:  # a token (y, x) of window (r, c) is cut off by its row band or its column band: the masks add
+            b, _, h, w = x.shape
+            ws, t = self.window, logits.shape[-1]
+            rows = self._band_mask(h, shift, x.device)[:, :, None, :, None].expand(-1, -1, ws, -1, ws).reshape(-1, t, t)
+            cols = self._band_mask(w, shift, x.device)[:, None, :, None, :].expand(-1, ws, -1, ws, -1).reshape(-1, t, t)
+            logits = logits.view(b, rows.shape[0], cols.shape[0], -1, t, t) + rows[:, None, None].to(logits.dtype) \
+                + cols[None, :, None].to(logits.dtype)
+            logits = logits.flatten(0, 2)
         return torch.softmax(logits, dim=-1)
 
     def forward(self, x: torch.Tensor, maps: torch.Tensor | None, shift: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
