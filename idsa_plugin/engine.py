@@ -117,11 +117,13 @@ class Engine:
         self.pre, self.post = _resolve_filters(pre), _resolve_filters(post)
         self.inflight = max(1, inflight)
         self.job = job
-        self._run: Callable[[torch.Tensor], torch.Tensor] = torch.compile(self.model) if compile else self.model
+        self._run: Callable[[torch.Tensor], torch.Tensor]
         if backend != "torch":
             from .backends import make_backend
 
             self._run = make_backend(backend, self.model)
+        else:
+            self._run = torch.compile(self.model) if compile else self.model
         self._fp32_model: nn.Module | None = None
         self._overflow_reported = False
         self._lock = threading.Lock()

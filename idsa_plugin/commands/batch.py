@@ -6,7 +6,7 @@ import json
 import sys
 
 from .common import add_engine_arguments, add_model_arguments, engine_options
-from .transcode import add_encoding_arguments, add_run_arguments, add_selection_arguments
+from .transcode import add_encoding_arguments, add_run_arguments, add_selection_arguments, transcode_options
 
 
 def positive(text: str) -> float:
@@ -22,13 +22,9 @@ def positive(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     from ..filters.ray_batch import batch_transcode
 
-    progress = not args.quiet and (args.progress or sys.stderr.isatty())
     summary = batch_transcode(
-        args.inputs, args.output_dir, model=args.model, **engine_options(args), ext=args.ext,
+        args.inputs, args.output_dir, model=args.model, **engine_options(args), **transcode_options(args), ext=args.ext,
         ray_address=args.ray_address, workers=args.workers, threads=args.threads, segment_seconds=args.segment_seconds,
-        segment_frames=args.segment_frames, codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
-        encoder_options=dict(args.encoder_option), start=args.start, duration=args.duration, frames=args.frames,
-        overwrite=args.overwrite, on_error=args.on_error, progress=progress,
     )
     for video in summary.failed:
         where = "" if video.source in video.error else f"{video.source}: "

@@ -28,16 +28,19 @@ def key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+def transcode_options(args: argparse.Namespace) -> dict:
+    """Encoding, selection and run keywords of ``transcode``/``batch_transcode`` from parsed arguments."""
+    return {"codec": args.codec, "crf": args.crf, "preset": args.preset, "pix_fmt": args.pix_fmt,
+            "encoder_options": dict(args.encoder_option), "segment_frames": args.segment_frames,
+            "start": args.start, "duration": args.duration, "frames": args.frames, "overwrite": args.overwrite,
+            "on_error": args.on_error, "progress": not args.quiet and (args.progress or sys.stderr.isatty())}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..filters.pyav import transcode
 
-    progress = not args.quiet and (args.progress or sys.stderr.isatty())
-    summary = transcode(
-        args.input, args.output, model=args.model, **engine_options(args),
-        codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, encoder_options=dict(args.encoder_option),
-        start=args.start, duration=args.duration, frames=args.frames, overwrite=args.overwrite, resume=args.resume,
-        on_error=args.on_error, segment_frames=args.segment_frames, progress=progress,
-    )
+    summary = transcode(args.input, args.output, model=args.model, **engine_options(args), **transcode_options(args),
+                        resume=args.resume)
     if not args.quiet:
         print(f"idsa-sr transcode: {summary.line()}", file=sys.stderr)
     if args.json:
