@@ -72,9 +72,12 @@ def test_shifted_windows_do_not_wrap_around():
     far = x.clone()
     far[..., -4:, :] = torch.rand(1, 8, 4, 40)
     far[..., :, -4:] = torch.rand(1, 8, 32, 4)
+    def attend(features: torch.Tensor, shift: int) -> torch.Tensor:  # the module works on (B, H, W, C) features
+        return attn(features.permute(0, 2, 3, 1).contiguous(), None, shift=shift)[0].permute(0, 3, 1, 2)
+
     with torch.no_grad():
-        out, far_out = attn(x, None, shift=4)[0], attn(far, None, shift=4)[0]
-        one_window = attn(x[..., 4:12, 12:20], None, shift=0)[0]
+        out, far_out = attend(x, 4), attend(far, 4)
+        one_window = attend(x[..., 4:12, 12:20], 0)
     assert torch.allclose(out[..., :4, :-4], far_out[..., :4, :-4], atol=1e-6)  # top rows: only top rows
     assert torch.allclose(out[..., 4:-4, :4], far_out[..., 4:-4, :4], atol=1e-6)  # left columns: only left columns
     assert torch.allclose(out[..., 4:12, 12:20], one_window, atol=1e-6)  # inside: plain windows, offset by 4

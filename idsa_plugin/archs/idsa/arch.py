@@ -6,16 +6,56 @@ first block of each group and reused by the following blocks, sequence modeling 
 depthwise-conv feed-forward), LKCIP (channel shuffle + large-kernel attention), INHA (H/W-pooled
 channel attention with 1-D depthwise separable convs, instance-norm spatial attention) and a
 PixelShuffle upsampler on top of an optional bicubic skip of the input.
+
+The body runs channels-last: features are (B, H, W, C) tensors, so 1x1 convs are matmuls over the
+last axis (``pointwise``), window partition is one copy, and depthwise convs see a channels-last
+NCHW view of the same memory (``spatial``), which oneDNN runs without layout copies. The dilated
+7x7 depthwise conv of LKCIP runs as a plain 7x7 on the 3x3 phases of its input. Parameters are
+those of ``nn.Conv2d`` modules, so state dicts are the conventional NCHW ones. In bf16 the bicubic
+skip and the final add stay in float32.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 AttentionMaps = list[torch.Tensor]
+
+
+def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 conv on channels-last features (..., C): a matmul over the last axis."""
+    return F.linear(x, conv.weight.flatten(1), conv.bias)
+
+
+def spatial(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """Any conv on (B, H, W, C) features through a channels-last NCHW view (no copy either way)."""
+    return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+def dilated_by_phases(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A stride-1 depthwise conv of dilation d on (B, H, W, C), as an undilated conv on each of the d x d
+    phases x[i::d, j::d] (zero-padded to a multiple of d, so the borders see zeros exactly as before)."""
+    d = conv.dilation[0]
+    b, h, w, c = x.shape
+    pad_h, pad_w = -h % d, -w % d
+    x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+    hd, wd = (h + pad_h) // d, (w + pad_w) // d
+    phases = x.view(b, hd, d, wd, d, c).permute(0, 2, 4, 1, 3, 5).reshape(b * d * d, hd, wd, c)
+    padding = conv.padding[0] // d
+    y = F.conv2d(phases.permute(0, 3, 1, 2), conv.weight, conv.bias, padding=padding, groups=conv.groups)
+    y = y.permute(0, 2, 3, 1).reshape(b, d, d, hd, wd, c).permute(0, 3, 1, 4, 2, 5).reshape(b, hd * d, wd * d, c)
+    return y[:, :h, :w] if pad_h or pad_w else y
+
+
+def spatial_mean(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Mean of (B, H, W, C) features over H (1,), W (2,) or both (1, 2), keeping the axes, as a matmul with ones:
+    reductions over an inner axis of a bf16 tensor convert the whole tensor to float32 first (measured 4x slower)."""
+    b, h, w, c = x.shape
+    rows = {(1,): (b, h, w * c), (2,): (b * h, w, c), (1, 2): (b, h * w, c)}[dims]
+    ones = x.new_ones(1, rows[1])
+    shape = (b, 1 if 1 in dims else h, 1 if 2 in dims else w, c)
+    return torch.matmul(ones, x.reshape(rows)).view(shape) / rows[1]
 
 
 class BSConv(nn.Module):
@@ -27,31 +67,31 @@ class BSConv(nn.Module):
         self.dw = nn.Conv2d(out_channels, out_channels, 3, padding=1, groups=out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(self.dw(self.pw(x)))
+        return F.gelu(spatial(self.dw, pointwise(self.pw, x)))
 
 
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B * windows, window*window, C)."""
-    b, c, h, w = x.shape
-    x = x.view(b, c, h // window, window, w // window, window)
-    return x.permute(0, 2, 4, 3, 5, 1).reshape(-1, window * window, c)
+    """(B, H, W, C) -> (B * windows, window * window, C), windows in row-major order."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // window, window, w // window, window, c)
+    return x.transpose(2, 3).reshape(-1, window * window, c)
 
 
-def window_merge(x: torch.Tensor, window: int, shape: torch.Size) -> torch.Tensor:
-    """Inverse of :func:`window_partition`."""
-    b, c, h, w = shape
-    x = x.view(b, h // window, w // window, window, window, c)
-    return x.permute(0, 5, 1, 3, 2, 4).reshape(b, c, h, w)
+def window_merge(tokens: torch.Tensor, window: int, shape: torch.Size) -> torch.Tensor:
+    """Inverse of :func:`window_partition` for features of ``shape`` (B, H, W, C)."""
+    b, h, w, c = shape
+    return tokens.view(b, h // window, w // window, window, window, c).transpose(2, 3).reshape(b, h, w, c)
 
 
 class WindowAttention(nn.Module):
-    """Window self-attention (q = k, relative position bias) with optional map reuse.
+    """Window self-attention (q = k, relative position bias) with optional map reuse, on (B, H, W, C).
 
     A module built with ``computes_maps=True`` owns the Q/K projection and the position bias and
     returns its softmax maps; one built with ``computes_maps=False`` projects only V and applies
     maps handed to it by an earlier block. With ``shift`` the windows are displaced by that many
     pixels (Swin): windows that wrap around the border are masked so that no pixel attends to the
-    opposite edge of the frame or tile.
+    opposite edge of the frame or tile. ``forward`` returns ``x + attention(x)``: the residual is
+    added to the tokens before they are merged back, which saves a pass over the features.
     """
 
     def __init__(self, dim: int, window: int, heads: int, computes_maps: bool) -> None:
@@ -67,40 +107,65 @@ class WindowAttention(nn.Module):
             self.register_buffer("rel_index", rel[..., 0] * (2 * window - 1) + rel[..., 1], persistent=False)
 
     def _heads(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.heads == 1:
+            return tokens.unsqueeze(1)
         n, t, c = tokens.shape
         return tokens.view(n, t, self.heads, c // self.heads).transpose(1, 2)
 
-    def _band_mask(self, size: int, shift: int, device: torch.device) -> torch.Tensor:
-        """(size // window, window) -> (windows along one axis, window, window) additive mask: -inf between
-        positions that the cyclic shift brought together (only the last window along the axis has any)."""
-        position = torch.arange(size, device=device)
-        band = ((position >= size - self.window).long() + (position >= size - shift).long()).view(-1, self.window)
-        return torch.zeros(band.shape[0], self.window, self.window, device=device).masked_fill(
-            band[:, :, None] != band[:, None, :], float("-inf"))
+    def _mask_wrapped(self, logits: torch.Tensor, shape: torch.Size, shift: int) -> torch.Tensor:
+        """-inf between tokens that the cyclic shift brought together from opposite edges of the frame.
 
-    def attention_maps(self, x: torch.Tensor, shift: int) -> torch.Tensor:
-        q = self._heads(window_partition(self.qk(x), self.window))
-        logits = (q * q.shape[-1] ** -0.5) @ q.transpose(-2, -1) + self.rel_bias[self.rel_index].permute(2, 0, 1)
-        if shift:  # a token (y, x) of window (r, c) is cut off by its row band or its column band: the masks add
-            b, _, h, w = x.shape
-            ws, t = self.window, logits.shape[-1]
-            rows = self._band_mask(h, shift, x.device)[:, :, None, :, None].expand(-1, -1, ws, -1, ws).reshape(-1, t, t)
-            cols = self._band_mask(w, shift, x.device)[:, None, :, None, :].expand(-1, ws, -1, ws, -1).reshape(-1, t, t)
-            logits = logits.view(b, rows.shape[0], cols.shape[0], -1, t, t) + rows[:, None, None].to(logits.dtype) \
-                + cols[None, :, None].to(logits.dtype)
-            logits = logits.flatten(0, 2)
+        Only the last window row and the last window column hold such pairs: there a window's first
+        ``window - shift`` rows (columns) came from the bottom (right) of the frame, the others from the top (left).
+        Each mask broadcasts over the other axis of the window grid: no mask of the size of ``logits`` is built.
+        """
+        b, h, w, _ = shape
+        ws, t = self.window, logits.shape[-1]
+        band = torch.arange(ws, device=logits.device) >= ws - shift
+        cut = band[:, None] != band[None, :]
+        rows = cut[:, None, :, None].expand(ws, ws, ws, ws).reshape(t, t)
+        cols = cut[None, :, None, :].expand(ws, ws, ws, ws).reshape(t, t)
+        last_row = torch.arange(h // ws, device=logits.device) == h // ws - 1
+        last_col = torch.arange(w // ws, device=logits.device) == w // ws - 1
+        grid = logits.view(b, h // ws, w // ws, -1, t, t).masked_fill(last_row[:, None, None, None, None] & rows, float("-inf"))
+        return grid.masked_fill(last_col[None, :, None, None, None] & cols, float("-inf")).flatten(0, 2)
+
+    def attention_maps(self, tokens: torch.Tensor, shape: torch.Size, shift: int) -> torch.Tensor:
+        """Softmax maps (windows, heads, T, T) of partitioned (shifted) tokens of features of ``shape``."""
+        q = self._heads(pointwise(self.qk, tokens))
+        bias = self.rel_bias[self.rel_index].permute(2, 0, 1).to(q.dtype)
+        scale = q.shape[-1] ** -0.5
+        if self.heads == 1:  # bias, scale and product in one pass
+            logits = torch.baddbmm(bias, q.squeeze(1), q.squeeze(1).transpose(1, 2), alpha=scale).unsqueeze(1)
+        else:
+            logits = torch.matmul(q * scale, q.transpose(-2, -1)) + bias
+        if shift:
+            logits = self._mask_wrapped(logits, shape, shift)
         return torch.softmax(logits, dim=-1)
 
+    def _shifted_order(self, h: int, w: int, shift: int, device: torch.device) -> torch.Tensor:
+        """Flat pixel index of every token of the windows displaced by ``shift`` (cyclically), in partition order."""
+        ws = self.window
+        rows = (torch.arange(h, device=device).view(-1, ws) + shift) % h
+        cols = (torch.arange(w, device=device).view(-1, ws) + shift) % w
+        return (rows[:, None, :, None] * w + cols[None, :, None, :]).flatten()
+
     def forward(self, x: torch.Tensor, maps: torch.Tensor | None, shift: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        if shift:
-            x = torch.roll(x, shifts=(-shift, -shift), dims=(2, 3))
+        b, h, w, c = x.shape
+        if shift:  # roll and partition in one gather (a roll alone costs two copies)
+            order = self._shifted_order(h, w, shift, x.device)
+            tokens = x.reshape(b, h * w, c).index_select(1, order).view(-1, self.window ** 2, c)
+        else:
+            tokens = window_partition(x, self.window)
         if maps is None:
-            maps = self.attention_maps(x, shift)
-        v = self._heads(window_partition(self.v(x), self.window))
-        out = window_merge((maps @ v).transpose(1, 2).flatten(2), self.window, x.shape)
-        if shift:
-            out = torch.roll(out, shifts=(shift, shift), dims=(2, 3))
-        return self.proj(out), maps
+            maps = self.attention_maps(tokens, x.shape, shift)
+        attended = torch.matmul(maps, self._heads(pointwise(self.v, tokens)))
+        attended = attended.squeeze(1) if self.heads == 1 else attended.transpose(1, 2).flatten(2)
+        tokens = tokens + pointwise(self.proj, attended)
+        if not shift:
+            return window_merge(tokens, self.window, x.shape), maps
+        inverse = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=x.device))
+        return tokens.view(b, h * w, c).index_select(1, inverse).view(b, h, w, c), maps
 
 
 class SequenceModelingUnit(nn.Module):
@@ -108,13 +173,15 @@ class SequenceModelingUnit(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
+        self.hidden = hidden
         self.fc1 = nn.Conv2d(dim, 2 * hidden, 1)
         self.dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
         self.fc2 = nn.Conv2d(hidden, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        value, gate = self.fc1(x).chunk(2, dim=1)
-        return self.fc2(F.gelu(gate) * self.dw(value))
+        weight, bias, n = self.fc1.weight.flatten(1), self.fc1.bias, self.hidden  # two matmuls: contiguous halves
+        value, gate = F.linear(x, weight[:n], bias[:n]), F.linear(x, weight[n:], bias[n:])
+        return pointwise(self.fc2, F.gelu(gate) * spatial(self.dw, value))
 
 
 class LKCIP(nn.Module):
@@ -128,10 +195,21 @@ class LKCIP(nn.Module):
         self.pw = nn.Conv2d(dim, dim, 1)
         self.fuse = nn.Conv2d(dim, dim, 1)
 
+    def _large_kernels(self, x: torch.Tensor) -> torch.Tensor:
+        """The 5x5 and dilated 7x7 depthwise convs; under CPU autocast (training) in float32, since oneDNN's
+        bf16 weight gradient of large depthwise kernels is 3x slower than float32's (measured, 2-core AMX Xeon)."""
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return dilated_by_phases(self.dw_dilated, spatial(self.dw, x.float())).to(x.dtype)
+        return dilated_by_phases(self.dw_dilated, spatial(self.dw, x))
+
+    def purify(self, shuffled: torch.Tensor) -> torch.Tensor:
+        """LKA re-weighting and fuse of features whose channels are already shuffled."""
+        return pointwise(self.fuse, shuffled * pointwise(self.pw, self._large_kernels(shuffled)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        x = x.view(b, self.shuffle_groups, c // self.shuffle_groups, h, w).transpose(1, 2).reshape(b, c, h, w)
-        return self.fuse(x * self.pw(self.dw_dilated(self.dw(x))))
+        b, h, w, c = x.shape
+        return self.purify(x.view(b, h, w, self.shuffle_groups, c // self.shuffle_groups).transpose(3, 4).reshape(b, h, w, c))
 
 
 class INHA(nn.Module):
@@ -151,11 +229,17 @@ class INHA(nn.Module):
         self.w_pw = nn.Conv2d(dim, dim, 1)
         self.spatial = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
 
+    @staticmethod
+    def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+        """Per sample and channel over H and W (``F.instance_norm`` without affine)."""
+        centred = x - spatial_mean(x, (1, 2))
+        return centred * torch.rsqrt(spatial_mean(torch.square(centred), (1, 2)) + eps)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        along_h = torch.sigmoid(self.h_pw(self.h_dw(x.mean(dim=3, keepdim=True))))
-        along_w = torch.sigmoid(self.w_pw(self.w_dw(x.mean(dim=2, keepdim=True))))
-        spatial = torch.sigmoid(self.spatial(F.instance_norm(x)))
-        return x * along_h * along_w * spatial
+        along_h = torch.sigmoid(pointwise(self.h_pw, spatial(self.h_dw, spatial_mean(x, (2,)))))
+        along_w = torch.sigmoid(pointwise(self.w_pw, spatial(self.w_dw, spatial_mean(x, (1,)))))
+        gate = torch.sigmoid(spatial(self.spatial, self.instance_norm(x)))
+        return x * along_h * along_w * gate
 
 
 class ChannelAttention(nn.Module):
@@ -166,7 +250,7 @@ class ChannelAttention(nn.Module):
         self.fc = nn.Conv2d(dim, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(self.fc(x.mean(dim=(2, 3), keepdim=True)))
+        return x * torch.sigmoid(pointwise(self.fc, spatial_mean(x, (1, 2))))
 
 
 class DistillationStage(nn.Module):
@@ -181,11 +265,10 @@ class DistillationStage(nn.Module):
         self.smu = SequenceModelingUnit(rest, smu_hidden)
 
     def forward(self, x: torch.Tensor, maps: torch.Tensor | None, shift: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        distilled, rest = self.lfe(x).split([self.distilled, self.rest], dim=1)
-        attended, maps = self.attn(rest, maps, shift)
-        rest = rest + attended
+        features = self.lfe(x)
+        rest, maps = self.attn(features[..., self.distilled:], maps, shift)
         rest = rest + self.smu(rest)
-        return distilled, rest, maps
+        return features[..., : self.distilled], rest, maps
 
 
 class ASDB(nn.Module):
@@ -201,7 +284,7 @@ class ASDB(nn.Module):
             for i in range(self.stages_count)
         )
         self.last = nn.Conv2d(rest, channels // 4, 3, padding=1)
-        self.lkcip = LKCIP(channels) if lkcip else nn.Identity()
+        self.lkcip = LKCIP(channels) if lkcip else None
         self.inha = INHA(channels) if inha else ChannelAttention(channels)
 
     def forward(self, x: torch.Tensor, maps: AttentionMaps | None, shift: int) -> tuple[torch.Tensor, AttentionMaps]:
@@ -210,13 +293,17 @@ class ASDB(nn.Module):
             d, f, m = stage(f, None if maps is None else maps[i], shift)
             distilled.append(d)
             new_maps.append(m)
-        distilled.append(self.last(f))
-        y = self.inha(self.lkcip(torch.cat(distilled, dim=1)))
-        return x + y, new_maps
+        distilled.append(spatial(self.last, f))
+        if self.lkcip is None:
+            fused = torch.cat(distilled, dim=-1)
+        else:  # the four C/4 pieces are LKCIP's shuffle groups: interleaving them is the shuffle, in one copy
+            b, h, w, _ = x.shape
+            fused = self.lkcip.purify(torch.stack(distilled, dim=-1).view(b, h, w, -1))
+        return x + self.inha(fused), new_maps
 
 
 class IDSANet(nn.Module):
-    """IDSA-Net super-resolution network for RGB input in [0, 1]."""
+    """IDSA-Net super-resolution network for RGB input in [0, 1]: (B, 3, H, W) -> (B, 3, sH, sW)."""
 
     def __init__(
         self,
@@ -251,11 +338,18 @@ class IDSANet(nn.Module):
             nn.init.zeros_(self.upsample[0].weight)
             nn.init.zeros_(self.upsample[0].bias)
 
+    def _pixel_shuffle(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3 s s) -> (B, 3, sH, sW), as ``nn.PixelShuffle`` on the NCHW view."""
+        b, h, w, _ = x.shape
+        s = self.scale
+        return x.view(b, h, w, 3, s, s).permute(0, 3, 1, 4, 2, 5).reshape(b, 3, h * s, w * s)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         pad_h, pad_w = -h % self.window, -w % self.window
-        padded = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else x
-        f0 = self.head(padded)
+        body_input = x.to(self.head.weight.dtype)
+        padded = F.pad(body_input, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else body_input
+        f0 = self.head(padded.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
         f = f0
         for g, group in enumerate(self.body):
             shift = self.window // 2 if g % 2 else 0  # every other group attends in shifted windows
@@ -263,7 +357,8 @@ class IDSANet(nn.Module):
             for block in group:
                 f, computed = block(f, maps, shift)
                 maps = computed if self.share_attention else None
-        out = self.upsample(self.body_tail(f) + f0)[..., : h * self.scale, : w * self.scale]
-        if self.interp_skip:
-            out = out + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        out = self._pixel_shuffle(spatial(self.upsample[0], spatial(self.body_tail, f) + f0))
+        out = out[..., : h * self.scale, : w * self.scale]
+        if self.interp_skip:  # in float32 whatever the body's precision
+            out = out.float() + F.interpolate(x.float(), scale_factor=self.scale, mode="bicubic", align_corners=False)
         return out

@@ -1,0 +1,66 @@
+"""The channels-last IDSA-Net gives today's outputs: against the readable NCHW reference implementation
+(``tests/reference/idsa_reference.py``, kept for this test only) at odd sizes, with shifted windows, shared
+and unshared attention, several heads, the ablation variants, and the shipped weights."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from idsa_plugin import load_model
+from idsa_plugin.archs.idsa import hyperparameters
+from idsa_plugin.archs.idsa.arch import IDSANet
+
+sys.path.insert(0, str(Path(__file__).parent / "reference"))
+import idsa_reference  # noqa: E402
+
+VARIANTS = {
+    "shared, shifted": dict(channels=48, groups=2, blocks_per_group=2, smu_hidden=48),
+    "three groups, two heads": dict(channels=32, groups=3, blocks_per_group=2, smu_hidden=32, heads=2),
+    "unshared, ablated": dict(channels=32, groups=2, blocks_per_group=2, smu_hidden=32, share_attention=False, lkcip=False, inha=False),
+}
+
+
+def random_pair(scale: int, **hyperparameters) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The reference and the fast model with the same random weights (upsampler and position bias not zero)."""
+    torch.manual_seed(0)
+    reference = idsa_reference.IDSANet(scale=scale, **hyperparameters).eval()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.normal_(0, 0.05)
+    fast = IDSANet(scale=scale, **hyperparameters).eval()
+    fast.load_state_dict(reference.state_dict())
+    return reference, fast
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("size", [(13, 29), (24, 40), (37, 21), (5, 6)])
+def test_fast_model_gives_the_reference_outputs(variant: str, size: tuple[int, int]) -> None:
+    reference, fast = random_pair(3, **VARIANTS[variant])
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        expected, got = reference(x), fast(x)
+    assert got.shape == expected.shape == (2, 3, 3 * size[0], 3 * size[1])
+    assert (got - expected).abs().max() <= 1e-5 * max(1.0, expected.abs().max().item())
+
+
+@pytest.mark.parametrize("name,scale", [("idsa-net-s", 2), ("idsa-net", 4)])
+def test_shipped_weights_give_the_reference_outputs(name: str, scale: int) -> None:
+    model = load_model(name, scale=scale, device="cpu")
+    reference = idsa_reference.IDSANet(**hyperparameters(model.state_dict())).eval()
+    reference.load_state_dict(model.state_dict())
+    x = torch.rand(1, 3, 45, 70)
+    with torch.no_grad():
+        assert (model(x) - reference(x)).abs().max() <= 1e-5
+
+
+def test_gradients_match_the_reference() -> None:
+    reference, fast = random_pair(2, **VARIANTS["shared, shifted"])
+    x = torch.rand(2, 3, 20, 28)
+    for model in (reference, fast):
+        model(x).square().mean().backward()
+    for (name, a), b in zip(reference.named_parameters(), fast.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6), name
+
