@@ -10,8 +10,8 @@ and the caller converts results; queues bound the batches in flight, so memory s
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
-import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -21,14 +21,67 @@ import numpy as np
 import torch
 from torch import nn
 
-from .devices import resolve_device, resolve_dtype
+from .devices import Precision, choose_precision, resolve_device, tune_cpu_allocator
+from .pipeline import END, Stage, get, put
 from .tiling import run_tiled
 
 log = logging.getLogger("idsa_plugin")
 TensorFilter = Callable[[torch.Tensor], torch.Tensor]
 PEAKS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float16): 1.0, np.dtype(np.float32): 1.0}
+OUTPUT_BITS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}  # float frames: the engine's ``output_bits``
 DEFAULT_OVERLAP = 16
-_END = object()
+CLOSE_WAIT_SECONDS = 0.2
+BACKENDS = ("torch", "openvino")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine runs a model; every adapter (CLI, VapourSynth, transcode, batch) takes one and passes it on.
+
+    ``device``: None picks cuda, then mps, then cpu. ``dtype``: None picks the fastest precision that keeps
+    quality on the device (:func:`idsa_plugin.devices.choose_precision`). ``batch``: frames per model call
+    (None: 4 on CUDA, 1 on the CPU). ``tile``: None or ``"auto"`` tiles only when a batch would not fit in
+    memory, 0 never, ``(width, height)`` or ``"WxH"`` in input pixels; ``overlap`` in input pixels.
+    ``compile``: ``torch.compile`` the model. ``backend``: ``"torch"`` or, on the CPU, ``"openvino"``.
+    ``pre``/``post``: frame-filter names (from plugins) or callables on (N, 3, H, W) tensors.
+    """
+
+    device: str | None = None
+    dtype: str | None = None
+    batch: int | None = None
+    tile: tuple[int, int] | int | str | None = None
+    overlap: int | None = None
+    compile: bool = False
+    backend: str = "torch"
+    pre: tuple[str | TensorFilter, ...] = ()
+    post: tuple[str | TensorFilter, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("pre", "post"):
+            object.__setattr__(self, name, tuple(getattr(self, name) or ()))
+        if self.device is not None:
+            object.__setattr__(self, "device", str(self.device))
+        if self.dtype is not None:
+            object.__setattr__(self, "dtype", str(self.dtype).removeprefix("torch."))
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+
+    @classmethod
+    def of(cls, options: EngineOptions | None = None, **overrides: Any) -> EngineOptions:
+        """``options`` (or the defaults) with every override that is not None; unknown names are a TypeError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"unknown engine option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return dataclasses.replace(options or cls(), **{k: v for k, v in overrides.items() if v is not None})
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Every option as JSON-able values (callables by their qualified name), for resume fingerprints."""
+        def plain(value: Any) -> Any:
+            if callable(value):
+                return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+            return list(map(plain, value)) if isinstance(value, tuple) else value
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 @dataclass
@@ -47,10 +100,7 @@ class _Batch:
     dtype: np.dtype
     result: torch.Tensor | None = None
     ready: torch.cuda.Event | None = None
-
-
-class _Stop(Exception):
-    pass
+    finite: torch.Tensor | None = None  # on the host once ``ready``: False when a low-precision pass overflowed
 
 
 def bytes_per_input_pixel(model: nn.Module, dtype: torch.dtype) -> int:
@@ -85,51 +135,57 @@ def _resolve_filters(items: Sequence[str | TensorFilter] | None) -> list[TensorF
 class Engine:
     """Runs a super-resolution model over batches or streams of frames.
 
-    ``model`` is a loaded module or a registered name / weights path for :func:`load_model`.
-    ``tile`` is None (tile only when a batch would not fit in memory), ``"auto"`` (the same, said
-    explicitly), 0 (never) or ``(width, height)`` in input pixels; ``overlap`` is in input pixels.
-    ``pre``/``post`` are frame-filter names (from plugins) or callables on (N, 3, H, W) tensors.
-    ``backend`` runs the model in torch (default) or, on the CPU, in OpenVINO (``"openvino"``).
+    ``model`` is a loaded module or a registered name / weights path for :func:`load_model`; ``options``
+    (:class:`EngineOptions`) say how, and keyword overrides (``device="cpu"``, ``batch=4``, ...) replace
+    single options. ``output_bits`` is the depth of the frames that the caller makes of the output: the
+    automatic precision keeps fp32 where bf16 would err by more than half an output step.
     """
 
     def __init__(self, model: nn.Module | str = "idsa-net-s", scale: int | None = None, weights: str | None = None,
-                 device: str | torch.device | None = None, dtype: str | torch.dtype | None = None, batch: int | None = None,
-                 tile: tuple[int, int] | int | str | None = None, overlap: int | None = None, compile: bool = False,
-                 pre: Sequence[str | TensorFilter] | None = None, post: Sequence[str | TensorFilter] | None = None,
-                 inflight: int = 2, job: Any = None, backend: str = "torch") -> None:
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        if backend != "torch" and (self.device.type != "cpu" or self.dtype != torch.float32):
-            raise ValueError(f"backend {backend!r} runs float32 on the CPU only (got {self.device}, {self.dtype})")
+                 options: EngineOptions | None = None, *, output_bits: int = 8, inflight: int = 2, job: Any = None,
+                 **overrides: Any) -> None:
+        self.options = opts = EngineOptions.of(options, **overrides)
+        self.device = resolve_device(opts.device)
+        self.precision: Precision = choose_precision(opts.dtype, self.device, output_bits)
+        self.dtype = self.precision.dtype
+        if opts.backend != "torch" and (self.device.type != "cpu" or self.dtype == torch.float16):
+            raise ValueError(f"backend {opts.backend!r} runs float32 or bfloat16 on the CPU only (got {self.device}, {self.dtype})")
+        if self.device.type == "cpu":
+            tune_cpu_allocator()
         if isinstance(model, nn.Module):  # a copy: the caller's module keeps its device, dtype and layout
-            self.model = copy.deepcopy(model).to(self.device, self.dtype).eval()
+            fp32 = copy.deepcopy(model).to(self.device, torch.float32).eval()
         else:
             from .models import load_model
 
-            self.model = load_model(model, scale=scale, weights=weights, device=self.device, dtype=self.dtype)
-        self.scale = int(getattr(self.model, "scale", scale or 0))
+            fp32 = load_model(model, scale=scale, weights=weights, device=self.device, dtype=torch.float32)
+        self.scale = int(getattr(fp32, "scale", scale or 0))
         if scale is not None and int(scale) != self.scale:
             raise ValueError(f"model is x{self.scale}, not x{scale}")
-        self.model = self.model.to(memory_format=torch.channels_last)
-        self.batch = max(1, int(batch or (4 if self.device.type == "cuda" else 1)))
-        self.tile = self._parse_tile(tile)
-        self.overlap = DEFAULT_OVERLAP if overlap is None else int(overlap)
-        self.pre, self.post = _resolve_filters(pre), _resolve_filters(post)
+        self._fp32_model = fp32.to(memory_format=torch.channels_last)
+        self.model = self._fp32_model if self.dtype == torch.float32 else copy.deepcopy(self._fp32_model).to(self.dtype)
+        self.batch = max(1, int(opts.batch or (4 if self.device.type == "cuda" else 1)))
+        self.tile = self._parse_tile(opts.tile)
+        self.overlap = DEFAULT_OVERLAP if opts.overlap is None else int(opts.overlap)
+        self.pre, self.post = _resolve_filters(opts.pre), _resolve_filters(opts.post)
         self.inflight = max(1, inflight)
         self.job = job
         self._run: Callable[[torch.Tensor], torch.Tensor]
-        if backend != "torch":
+        if opts.backend != "torch":
             from .backends import make_backend
 
-            self._run = make_backend(backend, self.model)
+            self._run = make_backend(opts.backend, self._fp32_model, precision="bf16" if self.dtype == torch.bfloat16 else "f32")
         else:
-            self._run = torch.compile(self.model) if compile else self.model
-        self._fp32_model: nn.Module | None = None
+            self._run = torch.compile(self.model) if opts.compile else self.model
         self._overflow_reported = False
-        self._lock = threading.Lock()
         self._streams = None
         if self.device.type == "cuda":
             self._streams = tuple(torch.cuda.Stream(self.device) for _ in range(3))
+
+    def describe(self) -> dict[str, Any]:
+        """The resolved settings (what the options turned into on this machine), for logs, jobs and fingerprints."""
+        return {"scale": self.scale, "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
+                "precision": self.precision.reason, "batch": self.batch, "tile": self.tile, "overlap": self.overlap,
+                "backend": self.options.backend, "compile": self.options.compile}
 
     @staticmethod
     def _parse_tile(tile: Any) -> tuple[int, int] | str | None:
@@ -147,15 +203,18 @@ class Engine:
 
     # ---- tensor level --------------------------------------------------------------------------
     def _model_call(self, x: torch.Tensor) -> torch.Tensor:
-        y = self._run(x.to(self.dtype))
-        if self.dtype != torch.float32 and not bool(torch.isfinite(y).all()):
-            if not self._overflow_reported:
-                log.warning("%s overflowed (inf/NaN) in a batch: recomputing such batches in float32", self.dtype)
-                self._overflow_reported = True
-            if self._fp32_model is None:
-                self._fp32_model = copy.deepcopy(self.model).float()
-            y = self._fp32_model(x.float())
-        return y
+        return self._run(x.to(self.dtype))
+
+    def _fp32_call(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fp32_model(x.float())
+
+    def _call_for(self, output_bits: int | None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The model call for frames of ``output_bits``: fp32 where the automatic bf16 would err by more than half a step."""
+        deep = output_bits is not None and output_bits > 8
+        return self._fp32_call if deep and self.precision.automatic and self.dtype == torch.bfloat16 else self._model_call
+
+    def _may_overflow(self, call: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+        return call == self._model_call and self.dtype == torch.float16  # bf16 has float32's range
 
     def _auto_tile(self, x: torch.Tensor) -> tuple[int, int] | None:
         n, _, h, w = x.shape
@@ -167,11 +226,11 @@ class Engine:
         side = max(128, side - side % 8)
         return (min(side, w), min(side, h))
 
-    def _upscale_tensor(self, x: torch.Tensor, tile: tuple[int, int] | None) -> torch.Tensor:
+    def _upscale_tensor(self, x: torch.Tensor, tile: tuple[int, int] | None, call: Callable) -> torch.Tensor:
         try:
             if tile is None:
-                return self._model_call(x.contiguous(memory_format=torch.channels_last)).float()
-            return run_tiled(x, self._model_call, self.scale, tile, self.overlap)
+                return call(x.contiguous(memory_format=torch.channels_last)).float()
+            return run_tiled(x, call, self.scale, tile, self.overlap)
         except torch.OutOfMemoryError:
             if self.device.type != "cuda":
                 raise
@@ -179,25 +238,42 @@ class Engine:
             if x.shape[0] > 1:
                 half = x.shape[0] // 2
                 log.info("out of GPU memory: splitting the batch of %d", x.shape[0])
-                return torch.cat([self._upscale_tensor(x[:half], tile), self._upscale_tensor(x[half:], tile)])
+                return torch.cat([self._upscale_tensor(x[:half], tile, call), self._upscale_tensor(x[half:], tile, call)])
             h, w = x.shape[-2:]
             smaller = (max(32, (tile or (w, h))[0] // 2), max(32, (tile or (w, h))[1] // 2))
             if tile is not None and smaller == tile:
                 raise
             log.info("out of GPU memory: tiling with %dx%d tiles", *smaller)
-            return self._upscale_tensor(x, smaller)
+            return self._upscale_tensor(x, smaller, call)
 
-    @torch.inference_mode()
-    def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) float in [0, 1] on any device -> (N, 3, sH, sW) float32 in [0, 1] on the engine's device."""
+    def _upscale(self, x: torch.Tensor, call: Callable) -> torch.Tensor:
+        """Pre-filters, the model (tiled if need be) and post-filters; not yet clamped."""
         x = x.to(self.device, non_blocking=True).float()
         for f in self.pre:
             x = f(x)
         x = x.clamp(0, 1)  # out-of-range input (e.g. from YUV conversion) is amplified by the attention gates
-        tile = self._auto_tile(x) if self.tile == "auto" else self.tile
-        y = self._upscale_tensor(x, tile)
+        y = self._upscale_tensor(x, self._auto_tile(x) if self.tile == "auto" else self.tile, call)
         for f in self.post:
             y = f(y)
+        return y
+
+    @torch.inference_mode()
+    def _recompute_in_fp32(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._overflow_reported:
+            log.warning("%s overflowed (inf/NaN) in a batch: recomputing such batches in float32", self.dtype)
+            self._overflow_reported = True
+        return self._upscale(x, self._fp32_call).clamp_(0, 1)
+
+    @torch.inference_mode()
+    def upscale_tensor(self, x: torch.Tensor, output_bits: int | None = None) -> torch.Tensor:
+        """(N, 3, H, W) float in [0, 1] on any device -> (N, 3, sH, sW) float32 in [0, 1] on the engine's device.
+
+        ``output_bits`` (when the caller knows the depth it will quantise to) may keep the call in fp32.
+        """
+        call = self._call_for(output_bits)
+        y = self._upscale(x, call)
+        if self._may_overflow(call) and not bool(torch.isfinite(y).all()):
+            return self._recompute_in_fp32(x)
         return y.clamp_(0, 1)
 
     # ---- array level ---------------------------------------------------------------------------
@@ -246,7 +322,7 @@ class Engine:
         images = list(images)
         if not images:
             return []
-        y = self.upscale_tensor(self._to_host(images, planar)).cpu()
+        y = self.upscale_tensor(self._to_host(images, planar), OUTPUT_BITS.get(images[0].dtype)).cpu()
         _, _, c = self._layout(images[0], planar)
         self._batch_done(len(images))
         return [self._from_host(t, c, images[0].dtype, planar, images[0].ndim == 2) for t in y]
@@ -271,99 +347,87 @@ class Engine:
             yield pending
 
     def _infer(self, batch: _Batch) -> None:
+        bits = OUTPUT_BITS.get(batch.dtype)
         if self._streams is None:
-            batch.result = self.upscale_tensor(batch.host)
+            batch.result = self.upscale_tensor(batch.host, bits)
             return
         upload, compute, download = self._streams
         with torch.cuda.stream(upload):
             x = batch.host.to(self.device, non_blocking=True)
         compute.wait_stream(upload)
-        with torch.cuda.stream(compute):
-            y = self.upscale_tensor(x)
+        with torch.cuda.stream(compute), torch.inference_mode():
+            x.record_stream(compute)  # allocated on the upload stream: not to be reused while compute reads it
+            call = self._call_for(bits)
+            y = self._upscale(x, call)
+            finite = torch.isfinite(y).all() if self._may_overflow(call) else None  # checked by the caller: no sync here
+            y = y.clamp_(0, 1)
         download.wait_stream(compute)
         with torch.cuda.stream(download):
             out = torch.empty(y.shape, dtype=torch.float32, pin_memory=True)
             out.copy_(y, non_blocking=True)
             y.record_stream(download)
+            if finite is not None:
+                batch.finite = torch.empty((), dtype=torch.bool, pin_memory=True)
+                batch.finite.copy_(finite, non_blocking=True)
+                finite.record_stream(download)
             batch.ready = torch.cuda.Event()
             batch.ready.record(download)
         batch.result = out
 
+    def _results(self, batch: _Batch) -> torch.Tensor:
+        """The batch's output on the host, once its copies are done (recomputed in fp32 if it overflowed)."""
+        if batch.ready is not None:
+            batch.ready.synchronize()
+        if batch.finite is not None and not bool(batch.finite):
+            return self._recompute_in_fp32(batch.host).cpu()
+        return batch.result
+
     def stream(self, frames: Iterable[Frame | np.ndarray], planar: bool = False) -> Iterator[Frame]:
-        """Upscale a stream of frames in order, yielding :class:`Frame` objects with their metadata."""
+        """Upscale a stream of frames in order, yielding :class:`Frame` objects with their metadata.
+
+        A reader thread builds batches from ``frames`` and a worker thread runs the model; closing the
+        generator early returns at once, and both threads end as soon as the source yields again.
+        """
         to_worker: queue.Queue = queue.Queue(maxsize=self.inflight)
         to_caller: queue.Queue = queue.Queue(maxsize=self.inflight)
         stop = threading.Event()
-
-        def put(q: queue.Queue, item: Any) -> None:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-            raise _Stop
-
-        def guarded(body: Callable[[], None], out: queue.Queue) -> Callable[[], None]:
-            """Run ``body`` in a thread, handing any exception to the next stage through ``out``."""
-            def run() -> None:
-                try:
-                    body()
-                except _Stop:
-                    pass
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                    try:
-                        put(out, exc)
-                    except _Stop:
-                        pass
-            return run
 
         def read() -> None:
             for group in self._batches(frames, planar):
                 first = group[0].image
                 _, _, c = self._layout(first, planar)
-                put(to_worker, _Batch(group, self._to_host([f.image for f in group], planar), c, first.dtype))
-            put(to_worker, _END)
+                put(to_worker, _Batch(group, self._to_host([f.image for f in group], planar), c, first.dtype), stop)
+            put(to_worker, END, stop)
 
         def work() -> None:
-            while True:
-                item = to_worker.get()
-                if item is _END or isinstance(item, BaseException):
-                    put(to_caller, item)
-                    return
+            while (item := get(to_worker, stop, reader)) is not END:
                 self._infer(item)
-                put(to_caller, item)
+                put(to_caller, item, stop)
                 self._batch_done(len(item.frames))
+            put(to_caller, END, stop)
 
-        threads = [threading.Thread(target=guarded(read, to_worker), name="idsa-read", daemon=True),
-                   threading.Thread(target=guarded(work, to_caller), name="idsa-infer", daemon=True)]
-        for t in threads:
-            t.start()
+        reader, worker = Stage("idsa-read", read), Stage("idsa-infer", work)
+        reader.start()
+        worker.start()
         try:
-            while True:
-                item = to_caller.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                if item.ready is not None:
-                    item.ready.synchronize()
+            while (item := get(to_caller, stop, worker)) is not END:
                 squeeze = item.frames[0].image.ndim == 2
-                for frame, y in zip(item.frames, item.result):
+                for frame, y in zip(item.frames, self._results(item)):
                     yield Frame(self._from_host(y, item.channels, item.dtype, planar, squeeze), frame.meta)
         finally:
             stop.set()
-            for t in threads:
-                t.join(timeout=5)
+            for stage in (worker, reader):  # a reader waiting on a slow source ends when the source yields
+                stage.join(timeout=CLOSE_WAIT_SECONDS)
 
 
-def frame_filter(model: nn.Module | str = "idsa-net-s", scale: int | None = 2, **engine_options: Any) -> Callable[[Any], Any]:
+def frame_filter(model: nn.Module | str = "idsa-net-s", scale: int | None = 2, options: EngineOptions | None = None,
+                 **engine_options: Any) -> Callable[[Any], Any]:
     """A plain callable for foreign pipelines: upscales a batch without exposing the engine.
 
     Takes a torch tensor (N, 3, H, W) float in [0, 1] (returned on the same device), a numpy array
     (N, H, W, C) or (H, W, C), or a list of arrays, and returns the same kind of thing upscaled.
     """
-    engine = Engine(model, scale=scale, **engine_options)
+    engine = Engine(model, scale=scale, options=options, **engine_options)
 
     def upscale(batch: Any) -> Any:
         if isinstance(batch, torch.Tensor):

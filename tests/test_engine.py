@@ -16,7 +16,8 @@ from idsa_plugin.evaluate import load_rgb
 
 @pytest.fixture(scope="module")
 def engine(model_x2):
-    return Engine(model_x2, batch=3, device="cpu")
+    """fp32: outputs are then exactly the same whatever the batch (bf16 kernels round differently per batch size)."""
+    return Engine(model_x2, batch=3, device="cpu", dtype="float32")
 
 
 def frames(count: int, h: int = 16, w: int = 24, seed: int = 0) -> list[np.ndarray]:
@@ -119,10 +120,13 @@ def test_bounded_in_flight_work(engine):
 
 
 def test_openvino_backend_matches_torch(model_x2):
+    """OpenVINO in f32 matches torch to a level; in bf16 (the hardware's precision) it stays close to fp32."""
     pytest.importorskip("openvino")
     image = frames(1, 24, 32)[0]
-    torch_out = Engine(model_x2, device="cpu").upscale(image).astype(int)
-    ov_out = Engine(model_x2, device="cpu", backend="openvino").upscale(image).astype(int)
-    assert np.abs(torch_out - ov_out).max() <= 1
-    with pytest.raises(ValueError, match="float32 on the CPU only"):
-        Engine(model_x2, device="cpu", dtype="bfloat16", backend="openvino")
+    reference = Engine(model_x2, device="cpu", dtype="float32").upscale(image).astype(float)
+    ov_fp32 = Engine(model_x2, device="cpu", dtype="float32", backend="openvino").upscale(image).astype(float)
+    assert np.abs(reference - ov_fp32).max() <= 1
+    ov_bf16 = Engine(model_x2, device="cpu", dtype="bfloat16", backend="openvino").upscale(image).astype(float)
+    assert 10 * np.log10(255 ** 2 / np.mean((ov_bf16 - reference) ** 2)) > 40
+    with pytest.raises(ValueError, match="float32 or bfloat16 on the CPU only"):
+        Engine(model_x2, device="cpu", dtype="float16", backend="openvino")
