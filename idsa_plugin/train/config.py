@@ -35,7 +35,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     out: str = "runs"
     threads: int = 0
-    amp: str = "bf16"
+    amp: str = "auto"
     compile: bool = False
     init_from: str = ""
     progress: bool = True

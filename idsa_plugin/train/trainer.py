@@ -8,8 +8,8 @@ import json
 import logging
 import math
 import os
-import platform
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
+from ..devices import cpu_accelerates_bf16, cpu_description, tune_cpu_allocator
 from ..evaluate import data_root, evaluate_set, model_upscaler
 from ..models import build_model
 from ..weights_io import read_weights, write_weights
@@ -50,6 +51,21 @@ def sr_loss(sr: torch.Tensor, hr: torch.Tensor, fft_weight: float) -> torch.Tens
     return loss
 
 
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast precision of ``amp`` (``auto``, ``bf16``, ``fp16`` or ``off``) on ``device``, None for fp32.
+
+    ``auto``: bf16 on CUDA and on CPUs that accelerate it (AMX/AVX512-BF16), fp32 elsewhere. On the CPU only
+    bf16 autocasts (fp16 there is emulated).
+    """
+    if amp not in ("auto", "bf16", "fp16", "off"):
+        raise ValueError(f"amp = {amp!r}: choose auto, bf16, fp16 or off")
+    if amp == "off" or (device.type == "cpu" and amp == "fp16"):
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" or cpu_accelerates_bf16() else None
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
 def init_from(model: nn.Module, path: str) -> list[str]:
     """Copy every tensor of ``path`` whose name and shape fit (e.g. an x2 body into an x4 model)."""
     state, _ = read_weights(path)
@@ -71,6 +87,9 @@ class Trainer:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if self.device.type == "cpu":
+            tune_cpu_allocator()
+        self.amp_dtype = autocast_dtype(cfg.amp, self.device)
         torch.manual_seed(cfg.seed)
         self.data = data_root(cfg.data or None)
         if self.data is None:
@@ -130,9 +149,15 @@ class Trainer:
             "architecture": "idsa" if self.cfg.model.startswith("idsa") else self.cfg.model,
             "variant": self.cfg.model, "scale": str(self.cfg.scale), "hyperparameters": hyper,
             "training_data": ", ".join(Path(d).name for d in self.cfg.train_dirs) + " (no evaluation images)",
-            "steps": str(self.step), "hardware": f"{self.device.type}: {platform.processor() or platform.machine()}, {self.world} process(es)",
+            "steps": str(self.step), "hardware": f"{self._hardware()}, {self.world} process(es)",
+            "precision": str(self.amp_dtype or torch.float32).removeprefix("torch."),
             "metrics": metrics, "license": "MIT", "config": dataclasses.asdict(self.cfg),
         }
+
+    def _hardware(self) -> str:
+        if self.device.type == "cuda":
+            return f"cuda: {torch.cuda.get_device_name(self.device)}"
+        return f"cpu: {cpu_description()}"
 
     def export(self, path: Path, metrics: dict[str, Any]) -> None:
         write_weights(path, self.ema.state_dict(), self.metadata(metrics))
@@ -193,10 +218,9 @@ class Trainer:
         dataset = PairDataset(image_files(self.data / d for d in cfg.train_dirs), cfg.scale, cfg.lr_patch, cfg.seed)
         loader = DataLoader(dataset, batch_size=cfg.batch, sampler=StepSampler(cfg.batch, self.step, self.rank, self.world),
                             num_workers=cfg.workers, pin_memory=self.device.type == "cuda", persistent_workers=cfg.workers > 0)
-        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        use_amp = self.device.type == "cuda" and cfg.amp in ("bf16", "fp16")
-        amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+        on_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers can only go there
+        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)} if on_main_thread else {}
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         progress = None
         if cfg.progress and self.rank == 0:
             from tqdm import tqdm
@@ -209,7 +233,7 @@ class Trainer:
                     break
                 lr_batch = lr_batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 hr_batch = hr_batch.to(self.device, non_blocking=True)
-                with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
+                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                     loss = sr_loss(self.network(lr_batch), hr_batch, cfg.fft_weight)
                 self.optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
