@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -20,10 +21,19 @@ def check_target(target: str | os.PathLike, overwrite: bool) -> Path:
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_temporary(path: Path) -> tuple[Path, int]:
+    """Create an empty file beside ``path``; return it and the mode the system gave it.
+
+    It is created like any new file (0666 less the umask), so its mode is the one a normal write
+    would have produced: found without changing the process umask, which other threads share.
+    """
+    while True:
+        candidate = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.part{path.suffix}")
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return candidate, stat.S_IMODE(os.stat(candidate).st_mode)
 
 
 @contextlib.contextmanager
@@ -31,14 +41,10 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     """Yield a temporary path beside ``target`` that replaces it only if the block succeeds."""
     path = check_target(target, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path, new_file_mode = _create_temporary(path)
     try:
         yield tmp_path
-        # mkstemp makes 0600 (and some writers, safetensors among them, recreate the file with it):
-        # the result gets a normal new file's mode
-        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.chmod(tmp_path, new_file_mode)  # some writers (safetensors) recreate the file as 0600
         if not overwrite and path.exists():
             raise OutputExistsError(f"{path} appeared while writing; not overwritten")
         os.replace(tmp_path, path)
