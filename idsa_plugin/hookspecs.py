@@ -36,6 +36,16 @@ def register_frame_filters(register: Callable[..., None]) -> None:
     """
 
 
+@hookspec
+def register_architectures(register: Callable[..., None]) -> None:
+    """Add architectures, so that a bare weights file of one loads without naming its model.
+
+    Call ``register(architecture)`` with an ``idsa_plugin.archs.Architecture`` (detection and
+    hyperparameters from a state dict, ``build``, ``owns``, scales, size requirements, precisions).
+    Asked on first need (loading a weights file, the ``--scale`` choices), not when plugins load.
+    """
+
+
 @hookspec(firstresult=True)
 def resolve_weights(model: str, scale: int) -> str | None:
     """Return a path to weights for ``model`` at ``scale``, or None to let other plugins answer.
