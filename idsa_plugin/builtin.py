@@ -5,6 +5,7 @@ from functools import partial
 from importlib import resources
 from typing import Any, Callable
 
+from .archs import ARCHITECTURES
 from .hookspecs import hookimpl
 
 IDSA_VARIANTS: dict[str, dict[str, Any]] = {
@@ -23,16 +24,8 @@ def shipped_weights(name: str, scale: int) -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
-def _build_idsa(variant: dict[str, Any], scale: int, **hyperparameters: Any):
-    from .archs.idsa.arch import IDSANet
-
-    return IDSANet(scale=scale, **{**variant, **hyperparameters})
-
-
-def _build_imdn(scale: int, **hyperparameters: Any):
-    from .archs.imdn.arch import IMDN
-
-    return IMDN(scale=scale, **hyperparameters)
+def _build(architecture: str, variant: dict[str, Any], scale: int, **hyperparameters: Any):
+    return ARCHITECTURES[architecture].build(scale=scale, **{**variant, **hyperparameters})
 
 
 @hookimpl
@@ -40,10 +33,10 @@ def register_models(register: Callable[..., None]) -> None:
     for name, variant in IDSA_VARIANTS.items():
         register(
             name,
-            partial(_build_idsa, variant),
-            scales=(2, 3, 4),
+            partial(_build, "idsa", variant),
+            scales=ARCHITECTURES["idsa"].scales,
             weights=partial(shipped_weights, name),
             description=DESCRIPTIONS[name],
             architecture="idsa",
         )
-    register("imdn", _build_imdn, scales=(2, 3, 4), description="IMDN reference (official weights via weights=)", architecture="imdn")
+    register("imdn", partial(_build, "imdn", {}), scales=ARCHITECTURES["imdn"].scales, description="IMDN reference (official weights via weights=)", architecture="imdn")

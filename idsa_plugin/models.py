@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .archs import ARCHITECTURES, detect_architecture
+from .archs import detect_architecture, registered_architectures
 from .devices import resolve_device, resolve_dtype
 from .plugins import get_host
 from .weights_io import WeightsError, metadata_json, read_weights
@@ -38,7 +38,7 @@ def _from_state_dict(name: str | None, path: Path, state_dict: dict[str, torch.T
         found = arch.name if arch else "an unknown architecture"
         raise WeightsError(f"{path}: weights are {found}, not {name} ({expected_arch})")
     if arch is None:
-        known = ", ".join(ARCHITECTURES)
+        known = ", ".join(registered_architectures())
         raise WeightsError(f"{path}: cannot recognise the architecture from its keys (known: {known})")
     hyper = {**arch.hyperparameters(state_dict), **metadata_json(metadata, "hyperparameters", {})}
     found_scale = _known_scale(scale, int(hyper.pop("scale")), path)

@@ -9,11 +9,14 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pluggy
 
 from . import hookspecs
+
+if TYPE_CHECKING:
+    from .archs import Architecture
 
 log = logging.getLogger("idsa_plugin")
 ENTRY_POINT_GROUP = "idsa_plugin"
@@ -55,6 +58,7 @@ class PluginHost:
     frame_filters: dict[str, FrameFilterSpec] = field(default_factory=dict)
     duplicates: dict[str, list[str]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    _architectures: dict[str, Architecture] | None = field(default=None, repr=False)
 
     def call(self, hook: str, **kwargs: Any) -> list[Any]:
         """Call every implementation of ``hook``; one that raises is reported once and skipped."""
@@ -79,6 +83,32 @@ class PluginHost:
         except Exception as exc:  # noqa: BLE001 - a plugin must never take the host down
             self._report(impl.plugin_name, f"hook {hook} raised {type(exc).__name__}: {exc}")
             return None
+
+    def collect(self, hook: str, register_for: Callable[[str], Callable[..., None]]) -> None:
+        """Call every implementation of a ``register_*`` hook with the ``register`` made for its plugin."""
+        for impl in reversed(getattr(self.manager.hook, hook).get_hookimpls()):
+            self._call_impl(hook, impl, {"register": register_for(impl.plugin_name)})
+
+    def architectures(self) -> dict[str, Architecture]:
+        """The built-in architectures and the plugins', by name, collected on first use (it imports no torch)."""
+        if self._architectures is None:
+            from .archs import ARCHITECTURES, Architecture
+
+            found = dict(ARCHITECTURES)
+
+            def register_for(plugin: str) -> Callable[[Architecture], None]:
+                def register(architecture: Architecture) -> None:
+                    if not isinstance(architecture, Architecture):
+                        self._report(plugin, f"register_architectures: {architecture!r} is not an idsa_plugin.archs.Architecture")
+                    elif architecture.name in found:
+                        self._report(plugin, f"architecture {architecture.name!r} is already registered; kept the first")
+                    else:
+                        found[architecture.name] = architecture
+                return register
+
+            self.collect("register_architectures", register_for)
+            self._architectures = found
+        return self._architectures
 
     def _report(self, plugin: str, message: str) -> None:
         key = f"{plugin}: {message}"
@@ -115,39 +145,47 @@ def _load_entry_points(host: PluginHost) -> None:
         if ep.name in deny or (allow is not None and ep.name not in allow) or host.manager.has_plugin(ep.name):
             continue
         try:
-            host.manager.register(ep.load(), name=ep.name)
+            plugin = ep.load()
+            host.manager.register(plugin, name=ep.name)
         except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
             host._report(ep.name, f"failed to load: {type(exc).__name__}: {exc}")
+            continue
+        _refuse_wrappers(host, plugin, ep.name)
+
+
+def _refuse_wrappers(host: PluginHost, plugin: object, name: str) -> None:
+    """Unregister a plugin with wrapper hookimpls: the host calls each implementation on its own (so that
+    one failing plugin is skipped, not fatal), which would take a wrapper's generator for its answer."""
+    wrappers = sorted(impl.function.__name__ for caller in host.manager.get_hookcallers(plugin) or ()
+                      for impl in caller.get_hookimpls() if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper))
+    if wrappers:
+        host.manager.unregister(plugin)
+        host._report(name, f"hooks {', '.join(wrappers)} are wrappers (wrapper=True or hookwrapper=True), which idsa_plugin "
+                           "does not support; plugin not loaded")
 
 
 def _collect(host: PluginHost) -> None:
-    def impl_name(impl: pluggy.HookImpl) -> str:
-        return impl.plugin_name
-
-    for impl in reversed(host.manager.hook.register_models.get_hookimpls()):
-        plugin = impl_name(impl)
-
+    def model_register(plugin: str) -> Callable[..., None]:
         def register_model(name: str, factory: Callable[..., Any], scales: Any, weights: Any = None,
-                           description: str = "", architecture: str | None = None, _plugin: str = plugin) -> None:
-            spec = ModelSpec(name, factory, tuple(int(s) for s in scales), weights, description, _plugin, architecture)
+                           description: str = "", architecture: str | None = None) -> None:
+            spec = ModelSpec(name, factory, tuple(int(s) for s in scales), weights, description, plugin, architecture)
             if name in host.models:
-                host.duplicates.setdefault(name, [host.models[name].plugin]).append(_plugin)
-                host._report(_plugin, f"model name {name!r} is also registered by {host.models[name].plugin}")
+                host.duplicates.setdefault(name, [host.models[name].plugin]).append(plugin)
+                host._report(plugin, f"model name {name!r} is also registered by {host.models[name].plugin}")
             else:
                 host.models[name] = spec
+        return register_model
 
-        host._call_impl("register_models", impl, {"register": register_model})
-
-    for impl in reversed(host.manager.hook.register_frame_filters.get_hookimpls()):
-        plugin = impl_name(impl)
-
-        def register_filter(name: str, function: Callable[[Any], Any], description: str = "", _plugin: str = plugin) -> None:
+    def filter_register(plugin: str) -> Callable[..., None]:
+        def register_filter(name: str, function: Callable[[Any], Any], description: str = "") -> None:
             if name in host.frame_filters:
-                host._report(_plugin, f"frame filter {name!r} is also registered by {host.frame_filters[name].plugin}; kept the first")
+                host._report(plugin, f"frame filter {name!r} is also registered by {host.frame_filters[name].plugin}; kept the first")
                 return
-            host.frame_filters[name] = FrameFilterSpec(name, function, description, _plugin)
+            host.frame_filters[name] = FrameFilterSpec(name, function, description, plugin)
+        return register_filter
 
-        host._call_impl("register_frame_filters", impl, {"register": register_filter})
+    host.collect("register_models", model_register)
+    host.collect("register_frame_filters", filter_register)
 
 
 _host: PluginHost | None = None

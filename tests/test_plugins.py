@@ -1,19 +1,24 @@
 """The pluggy hook system: discovery, isolation, the example plugin, a foreign host, spandrel."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
 import torch
 
 from idsa_plugin import frame_filter, load_model
+from idsa_plugin.archs import SizeRequirements, architecture_of, size_requirements, supported_scales
 from idsa_plugin.engine import Engine
 from idsa_plugin.plugins import get_host, reset_host
+from idsa_plugin.weights_io import WeightsError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "plugins"
@@ -25,19 +30,46 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env={**os.environ, **(env or {})}, timeout=300)
 
 
+def python_path(*folders: Path) -> dict:
+    """Environment for child processes with ``folders`` in front of the module search path."""
+    return {"PYTHONPATH": os.pathsep.join([*map(str, folders), os.environ.get("PYTHONPATH", "")])}
+
+
 def with_fixture_plugins(*names: str) -> dict:
     """Environment that puts fixture plugin distributions (dist-info + module) on the path."""
-    return {"PYTHONPATH": os.pathsep.join([*(str(FIXTURES / n) for n in names), os.environ.get("PYTHONPATH", "")])}
+    return python_path(*(FIXTURES / n for n in names))
+
+
+@contextlib.contextmanager
+def plugins_on_path(*folders: Path) -> Iterator[dict]:
+    """Plugin distributions (dist-info + module) on ``sys.path`` in this process, and the environment
+    that gives them to child processes. Nothing is installed: leaving (or a killed run) leaves no trace."""
+    paths = [str(folder) for folder in folders]
+    sys.path[:0] = paths
+    reset_host()
+    try:
+        yield python_path(*folders)
+    finally:
+        del sys.path[:len(paths)]
+        for name, module in list(sys.modules.items()):
+            if any(str(getattr(module, "__file__", None) or "").startswith(path) for path in paths):
+                del sys.modules[name]
+        reset_host()
 
 
 @pytest.fixture(scope="module")
-def example_plugin():
-    """pip-install examples/plugin_example into the venv for this module, then remove it."""
-    subprocess.run([*PIP, str(ROOT / "examples" / "plugin_example")], check=True)
-    reset_host()
-    yield
-    subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "idsa-example-plugin"], check=True)
-    reset_host()
+def example_plugin(tmp_path_factory) -> Iterator[dict]:
+    """examples/plugin_example on the path, with a dist-info made from its pyproject.toml in a temporary folder."""
+    source = ROOT / "examples" / "plugin_example"
+    project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
+    site = tmp_path_factory.mktemp("example_plugin")
+    info = site / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+    entry_points = project["entry-points"]["idsa_plugin"]
+    (info / "entry_points.txt").write_text("[idsa_plugin]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
+    with plugins_on_path(site, source) as env:
+        yield env
 
 
 def test_importing_hookspecs_and_host_does_not_import_torch():
@@ -88,14 +120,14 @@ def test_example_plugin_model_and_post_filter(example_plugin, tmp_path):
     host = get_host()
     assert host.models["example-bilinear"].plugin == "example"
     assert host.frame_filters["example-sharpen"].plugin == "example"
-    listing = cli("plugins")
+    listing = cli("plugins", env=example_plugin)
     assert "example" in listing.stdout and "example-sharpen" in listing.stdout
     rng = np.random.default_rng(1)
     src = tmp_path / "in.png"
     Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(src)
     plain, sharp = tmp_path / "plain.png", tmp_path / "sharp.png"
-    assert cli("upscale", str(src), "-o", str(plain), "--model", "example-bilinear").returncode == 0
-    run = cli("upscale", str(src), "-o", str(sharp), "--model", "example-bilinear", "--post", "example-sharpen")
+    assert cli("upscale", str(src), "-o", str(plain), "--model", "example-bilinear", env=example_plugin).returncode == 0
+    run = cli("upscale", str(src), "-o", str(sharp), "--model", "example-bilinear", "--post", "example-sharpen", env=example_plugin)
     assert run.returncode == 0, run.stderr
     a, b = np.asarray(Image.open(plain)), np.asarray(Image.open(sharp))
     assert a.shape == b.shape == (48, 64, 3)
@@ -145,3 +177,46 @@ def test_spandrel_loads_shipped_weights():
     x = torch.rand(1, 3, 20, 28)
     with torch.no_grad():
         assert torch.allclose(descriptor(x), ours(x).clamp(0, 1), atol=1e-6)
+
+
+def test_wrapper_hookimpls_are_refused_with_a_clear_message(model_x2):
+    with plugins_on_path(FIXTURES / "wrapper") as env:
+        host = get_host()
+        problems = [message for key, message in host.failures.items() if key.startswith("wrapper:")]
+        model = load_model("idsa-net-s", scale=2, device="cpu")  # the wrapper's generator was taken as a weights path
+        run = cli("info", "--model", "idsa-net-s", "--scale", "2", env=env)
+        assert "wrapper-model" not in host.models
+    x = torch.rand(1, 3, 12, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), model_x2(x))
+    assert len(problems) == 1, host.failures
+    assert all(word in problems[0] for word in ("resolve_weights", "register_frame_filters", "wrapper", "not loaded"))
+    assert run.returncode == 0 and run.stderr.count("plugin wrapper skipped") == 1
+
+
+def test_plugin_architecture_loads_from_a_bare_weights_file(tmp_path):
+    path = tmp_path / "tiny-x2.pth"
+    with plugins_on_path(FIXTURES / "tiny_arch"):
+        from tiny_arch import build
+
+        original = build(scale=2)
+        torch.save(original.state_dict(), path)
+        model = load_model(path, device="cpu")
+        arch = architecture_of(model)
+        assert supported_scales() == (2, 3, 4, 8)
+    assert type(model).__name__ == "TinySR" and model.idsa_info.name == "tinysr" and model.idsa_info.scale == 2
+    assert arch.name == "tinysr" and arch.supports_half and not arch.supports_bfloat16
+    assert size_requirements(model) == SizeRequirements()  # tinysr is unknown again outside the block
+    x = torch.rand(1, 3, 6, 10)
+    with torch.no_grad():
+        assert torch.equal(model(x), original(x)) and model(x).shape == (1, 3, 12, 20)
+    assert supported_scales() == (2, 3, 4)
+    with pytest.raises(WeightsError, match="cannot recognise the architecture"):
+        load_model(path, device="cpu")
+
+
+def test_architectures_and_scale_choices_do_not_import_torch():
+    code = ("import sys, idsa_plugin.archs as a; print('torch' in sys.modules, sorted(a.registered_architectures()), "
+            "a.supported_scales())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "['idsa',", "'imdn']", "(2,", "3,", "4)"]

@@ -1,15 +1,19 @@
-"""IDSA-Net: detection and hyperparameter inference from a state dict."""
+"""IDSA-Net: detection and hyperparameter inference from a state dict, and its size requirements."""
 from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-from .arch import IDSANet
+    from .. import SizeRequirements
+    from .arch import IDSANet
 
 REQUIRED = ("head.weight", "body_tail.weight", "upsample.0.weight", "body.0.0.stages.0.attn.rel_bias")
+SCALES = (2, 3, 4)
 
 
 def detect(state_dict: dict[str, torch.Tensor]) -> bool:
@@ -35,4 +39,20 @@ def hyperparameters(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 
 def build(**hyperparameters: Any) -> IDSANet:
+    from .arch import IDSANet
+
     return IDSANet(**hyperparameters)
+
+
+def owns(model: nn.Module) -> bool:
+    from .arch import IDSANet
+
+    return isinstance(model, IDSANet)
+
+
+def sizes(model: IDSANet) -> SizeRequirements:
+    """Any size from ``window // 2 + 1`` up: the model reflect-pads to a multiple of its window, and a
+    reflection must be shorter than the side it reflects (5 px for the usual window of 8)."""
+    from .. import SizeRequirements
+
+    return SizeRequirements(minimum=model.window // 2 + 1, window=model.window)

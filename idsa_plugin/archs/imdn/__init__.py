@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-from .arch import IMDN
+    from .arch import IMDN
+
+SCALES = (2, 3, 4)
 
 
 def detect(state_dict: dict[str, torch.Tensor]) -> bool:
@@ -23,4 +27,12 @@ def hyperparameters(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 
 def build(**hyperparameters: Any) -> IMDN:
+    from .arch import IMDN
+
     return IMDN(**hyperparameters)
+
+
+def owns(model: nn.Module) -> bool:
+    from .arch import IMDN
+
+    return isinstance(model, IMDN)
