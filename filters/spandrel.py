@@ -11,24 +11,29 @@ from __future__ import annotations
 
 from spandrel import MAIN_REGISTRY, ArchSupport, Architecture, ImageModelDescriptor, ModelTiling, SizeRequirements
 
-from idsa_plugin.archs import idsa
+from idsa_plugin.archs import ARCHITECTURES
 from idsa_plugin.archs.idsa.arch import IDSANet
+
+IDSA = ARCHITECTURES["idsa"]
 
 
 class IDSANetArch(Architecture[IDSANet]):
     """spandrel's view of IDSA-Net."""
 
     def __init__(self) -> None:
-        super().__init__(id="IDSA-Net", detect=idsa.detect)
+        super().__init__(id="IDSA-Net", detect=IDSA.detect)
 
     def load(self, state_dict: dict) -> ImageModelDescriptor[IDSANet]:
-        hyper = idsa.hyperparameters(state_dict)
-        model = idsa.build(**hyper)
+        hyper = IDSA.hyperparameters(state_dict)
+        model = IDSA.build(**hyper)
+        sizes = IDSA.sizes(model)
         return ImageModelDescriptor(
             model, state_dict, architecture=self, purpose="SR",
             tags=[f"{hyper['channels']}nf", f"{hyper['groups']}x{hyper['blocks_per_group']}b", f"w{hyper['window']}"],
-            supports_half=True, supports_bfloat16=True, scale=hyper["scale"], input_channels=3, output_channels=3,
-            size_requirements=SizeRequirements(minimum=1),
+            supports_half=IDSA.supports_half, supports_bfloat16=IDSA.supports_bfloat16, scale=hyper["scale"],
+            input_channels=3, output_channels=3,
+            # spandrel pads smaller inputs up to the minimum and crops the output
+            size_requirements=SizeRequirements(minimum=sizes.minimum, multiple_of=sizes.multiple_of),
             tiling=ModelTiling.DISCOURAGED,  # instance norm and window attention see only the tile
         )
 

@@ -220,3 +220,20 @@ def test_architectures_and_scale_choices_do_not_import_torch():
             "a.supported_scales())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "['idsa',", "'imdn']", "(2,", "3,", "4)"]
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (2, 3), (4, 4), (3, 9), (5, 5)])
+def test_spandrel_takes_inputs_below_the_reflect_padding_minimum(height, width):
+    """Fault 6: 1-4 px inputs raised in the model's reflect padding; spandrel now pads them to the declared minimum."""
+    spandrel = pytest.importorskip("spandrel")
+    from idsa_plugin.builtin import shipped_weights
+    from idsa_plugin.filters.spandrel import install
+
+    install()
+    descriptor = spandrel.ModelLoader().load_from_file(shipped_weights("idsa-net-s", 2))
+    assert descriptor.size_requirements == spandrel.SizeRequirements(minimum=5)
+    colour = torch.tensor([0.8, 0.3, 0.1]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        out = descriptor(colour.expand(1, 3, height, width).contiguous())
+    assert out.shape == (1, 3, 2 * height, 2 * width)
+    assert (out - colour).abs().max() < 0.05  # a flat picture stays flat
