@@ -105,8 +105,10 @@ class _Batch:
 
 def bytes_per_input_pixel(model: nn.Module, dtype: torch.dtype) -> int:
     """A generous estimate of peak activation memory per input pixel, for ``tile="auto"``."""
+    from .archs import size_requirements
+
     widest = max((m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)), default=64)
-    window = getattr(model, "window", 0)
+    window = size_requirements(model).window
     maps = 3 * window * window * 4 if window else 0
     return int(torch.finfo(dtype).bits // 8 * widest * 24 + maps)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from . import __version__
+from .archs import size_requirements
 from .atomic import atomic_path, check_target
 
 if TYPE_CHECKING:  # torch and onnx load on first use, so the command line starts fast
@@ -66,7 +67,8 @@ def _half_with_float32_io(model: nn.Module) -> nn.Module:
 
 
 def _window(model: nn.Module) -> int:
-    return int(getattr(model, "window", 0) or 8)
+    """The model's attention window; 8 for a model without one (trace and check sizes then only need to be odd)."""
+    return size_requirements(model).window or 8
 
 
 def trace_shape(model: nn.Module) -> Shape:

@@ -173,3 +173,30 @@ def test_weights_errors(tmp_path, imdn_weights, capsys):
     assert "no weights for imdn" in _error("imdn", scale=2)
     assert "unknown model" in _error("no-such-model")
     assert "supports scales" in _error("idsa-net", scale=5)
+
+
+@pytest.mark.parametrize("window", [4, 8, 12])
+def test_size_requirements_state_the_true_minimum(window):
+    """IDSA-Net takes any size from window // 2 + 1 up (its reflect padding to the window), and not below."""
+    from idsa_plugin.archs import SizeRequirements, architecture_of, size_requirements
+
+    model = build_model("idsa-net-s", 2, window=window).eval()
+    sizes = size_requirements(model)
+    assert architecture_of(model).name == "idsa" and sizes == SizeRequirements(minimum=window // 2 + 1, window=window)
+    with torch.no_grad():
+        for h, w in [(sizes.minimum, sizes.minimum), (sizes.minimum, 2 * window + 1), (window + 1, sizes.minimum + 1)]:
+            assert model(torch.rand(1, 3, h, w)).shape == (1, 3, 2 * h, 2 * w)
+        with pytest.raises(RuntimeError, match="[Pp]adding"):
+            model(torch.rand(1, 3, sizes.minimum - 1, 2 * window))
+
+
+def test_descriptors_of_imdn_and_unknown_modules():
+    from idsa_plugin.archs import ARCHITECTURES, SizeRequirements, architecture_of, size_requirements, supported_scales
+
+    imdn = build_model("imdn", 3, channels=16, blocks=1).eval()
+    assert architecture_of(imdn) is ARCHITECTURES["imdn"] and size_requirements(imdn) == SizeRequirements()
+    with torch.no_grad():
+        assert imdn(torch.rand(1, 3, 1, 2)).shape == (1, 3, 3, 6)  # no minimum: any size from 1 px
+    conv = torch.nn.Conv2d(3, 3, 3)
+    assert architecture_of(conv) is None and size_requirements(conv) == SizeRequirements()
+    assert supported_scales() == (2, 3, 4) and all(a.supports_half and a.supports_bfloat16 for a in ARCHITECTURES.values())
