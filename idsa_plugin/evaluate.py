@@ -23,11 +23,15 @@ IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}
 
 
 def data_root(explicit: str | os.PathLike | None = None) -> Path | None:
-    """``explicit``, else ``$IDSA_DATA``, else ``../shared/data`` beside the checkout; None if absent."""
+    """``explicit``, else ``$IDSA_DATA``, else ``../shared/data`` beside the checkout; None if absent.
+
+    The data folder holds ``benchmarks/<Set>``; given the ``benchmarks`` folder itself, its parent is the data folder.
+    """
     here = Path(__file__).resolve().parent.parent
     for candidate in (explicit, os.environ.get("IDSA_DATA"), here.parent / "shared" / "data"):
         if candidate and Path(candidate).is_dir():
-            return Path(candidate)
+            path = Path(candidate)
+            return path.parent if path.name == "benchmarks" and not (path / "benchmarks").is_dir() else path
     return None
 
 

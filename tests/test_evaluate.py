@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from idsa_plugin import load_model
-from idsa_plugin.evaluate import bicubic_upscaler, evaluate, model_upscaler, psnr, ssim
+from idsa_plugin.evaluate import bicubic_upscaler, data_root, evaluate, model_upscaler, psnr, ssim
 from idsa_plugin.imresize import imresize, modcrop
 
 SETS = ("Set5", "Set14", "B100")
@@ -60,14 +60,23 @@ def test_bicubic_reproduces_published_row(data_dir, scale):
     assert 0.05 < protocol.psnr - legacy[1].psnr < 0.12
 
 
-def test_eval_cli_json(data_dir, tmp_path):
+@pytest.mark.parametrize("folder", ["", "benchmarks"])
+def test_eval_cli_json(data_dir, tmp_path, folder):
+    """``--data`` is the folder holding ``benchmarks/`` or, as new users try, the ``benchmarks`` folder itself."""
     out = tmp_path / "r.json"
     run = subprocess.run([sys.executable, "-m", "idsa_plugin.cli", "eval", "--model", "bicubic", "--scale", "4", "--sets", "Set5",
-                          "--data", str(data_dir), "--json", str(out)], capture_output=True, text=True, timeout=300)
+                          "--data", str(data_dir / folder), "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "Set5" in run.stdout
     result = json.loads(out.read_text())["results"][0]
     assert result["psnr"] == pytest.approx(28.43, abs=0.02) and result["images"] == 5
+
+
+def test_data_root_accepts_the_benchmarks_folder(data_dir, tmp_path):
+    assert data_root(data_dir / "benchmarks") == data_root(data_dir) == data_dir
+    nested = tmp_path / "benchmarks" / "benchmarks"  # a data folder that happens to be called benchmarks
+    nested.mkdir(parents=True)
+    assert data_root(nested.parent) == nested.parent
 
 
 # The issue's floor for idsa-net-s over bicubic on Set5 (dB), per scale.

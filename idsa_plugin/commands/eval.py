@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a model (or 'bicubic') with MATLAB-exact bicubic LR, modcrop, Y channel in float, "
                                    "border shave, PSNR and SSIM: the protocol of shared/data/SOURCES.md.")
     add_model_arguments(p)
-    p.add_argument("--data", help="data folder holding benchmarks/<Set> (default: $IDSA_DATA or ../shared/data)")
+    p.add_argument("--data", help="data folder holding benchmarks/<Set>, or that benchmarks folder (default: $IDSA_DATA or ../shared/data)")
     p.add_argument("--sets", default="Set5,Set14,B100", help="comma-separated sets (default Set5,Set14,B100)")
     p.add_argument("--json", type=Path, help="also write the results as JSON")
     p.add_argument("--legacy-grey", action="store_true",
