@@ -205,7 +205,8 @@ class Engine:
 
     # ---- tensor level --------------------------------------------------------------------------
     def _model_call(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(x.to(self.dtype))
+        """The model in the engine's precision; models that keep parts in float32 get the float32 input."""
+        return self._run(x if getattr(self._fp32_model, "takes_float32_input", False) else x.to(self.dtype))
 
     def _fp32_call(self, x: torch.Tensor) -> torch.Tensor:
         return self._fp32_model(x.float())

@@ -303,7 +303,13 @@ class ASDB(nn.Module):
 
 
 class IDSANet(nn.Module):
-    """IDSA-Net super-resolution network for RGB input in [0, 1]: (B, 3, H, W) -> (B, 3, sH, sW)."""
+    """IDSA-Net super-resolution network for RGB input in [0, 1]: (B, 3, H, W) -> (B, 3, sH, sW).
+
+    Whatever its parameters' dtype, it takes and returns float32: the body runs in the parameters' dtype,
+    the bicubic skip and the final add in float32 (``takes_float32_input`` tells the engine so).
+    """
+
+    takes_float32_input = True
 
     def __init__(
         self,
