@@ -13,12 +13,13 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import vapoursynth as vs
 
-from idsa_plugin.engine import Engine, TensorFilter
+from idsa_plugin.engine import Engine, EngineOptions
+from idsa_plugin.hookspecs import Job
 from idsa_plugin.plugins import get_host
 
 if TYPE_CHECKING:
@@ -34,14 +35,7 @@ MATRICES = {"rgb": 0, "709": 1, "fcc": 4, "470bg": 5, "170m": 6, "240m": 7, "ycg
 _UNUSABLE_MATRICES = {0, 2, 3}  # RGB, unspecified, reserved: cannot convert YUV with them
 
 
-@dataclass
-class FilterJob:
-    """What plugins see in ``job_started``/``batch_done``/``job_finished`` for an ``upscale`` filter."""
-
-    source: str
-    output: str
-    frames: int
-    settings: dict[str, Any]
+FilterJob = Job  # the name before jobs were one type (``idsa_plugin.hookspecs.Job``)
 
 
 @dataclass
@@ -68,43 +62,71 @@ def _parse_matrix(matrix: int | str | None) -> int | None:
     return int(matrix)
 
 
-def _range_of(props: vs.FrameProps, fmt: vs.VideoFormat) -> str:
-    """"full" or "limited": ``_Range`` (or the older, inverted ``_ColorRange``), else YUV limited, others full."""
-    if "_Range" in props:
-        return "full" if int(props["_Range"]) == vs.RANGE_FULL else "limited"
-    if "_ColorRange" in props:
-        return "full" if int(props["_ColorRange"]) == 0 else "limited"
-    return "limited" if fmt.color_family == vs.YUV else "full"
+def _matrix_error(found: str) -> vs.Error:
+    return vs.Error(f"upscale: the colour matrix is unknown ({found}): pass matrix=, "
+                    f"e.g. matrix=\"709\" (HD) or matrix=\"170m\" (SD)")
 
 
-def _conversions(clip: vs.VideoNode, work: vs.VideoFormat, out: vs.VideoFormat,
-                 matrix: int | str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``core.resize`` arguments to the working format and back to ``out``, from the first frame's props."""
-    fmt = clip.format
-    props = clip.get_frame(0).props
-    chosen = _parse_matrix(matrix)
-    if chosen is None and fmt.color_family == vs.YUV:
-        chosen = int(props.get("_Matrix", 2))
-    needs_matrix = fmt.color_family == vs.YUV or (work.color_family == vs.RGB and out.color_family != vs.RGB)
-    if needs_matrix and (chosen is None or chosen in _UNUSABLE_MATRICES):
-        if matrix is not None:
-            found = f"matrix={matrix!r} cannot convert to or from YUV"
-        else:
-            found = "the clip is RGB" if chosen is None else f"the clip says _Matrix={chosen}"
-        raise vs.Error(f"upscale: the colour matrix is unknown ({found}): pass matrix=, "
-                       f"e.g. matrix=\"709\" (HD) or matrix=\"170m\" (SD)")
-    in_range = _range_of(props, fmt)
+def _check_matrix(fmt: vs.VideoFormat, work: vs.VideoFormat, out: vs.VideoFormat, chosen: int | None,
+                  matrix: int | str | None) -> None:
+    """What the arguments alone tell: a matrix that cannot convert, or an RGB clip going to YUV without one."""
+    to_yuv = work.color_family == vs.RGB and out.color_family != vs.RGB  # back from RGB needs a matrix
+    if chosen in _UNUSABLE_MATRICES and (fmt.color_family == vs.YUV or to_yuv):
+        raise _matrix_error(f"matrix={matrix!r} cannot convert to or from YUV")
+    if chosen is None and to_yuv and fmt.color_family != vs.YUV:
+        raise _matrix_error("the clip is RGB")
+
+
+def _tagger(fmt: vs.VideoFormat, chosen: int | None) -> Callable[[int, vs.VideoFrame], vs.VideoFrame]:
+    """A ``ModifyFrame`` function that sets the tags ``core.resize`` reads on each frame: ``_Matrix``
+    (``matrix=``, else the frame's own, which must be usable) and ``_Range`` (the older, inverted
+    ``_ColorRange`` where only that is set; else limited for YUV, full for the others)."""
+    def tag(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        props = f.props
+        fixed = {"_Range": int(props["_Range"]) if "_Range" in props else
+                 int(props["_ColorRange"]) ^ 1 if "_ColorRange" in props else
+                 vs.RANGE_LIMITED if fmt.color_family == vs.YUV else vs.RANGE_FULL}
+        if fmt.color_family == vs.YUV:
+            fixed["_Matrix"] = chosen if chosen is not None else int(props.get("_Matrix", 2))
+            if fixed["_Matrix"] in _UNUSABLE_MATRICES:
+                raise _matrix_error(f"frame {n} says _Matrix={fixed['_Matrix']}" if "_Matrix" in props else f"frame {n} has no _Matrix")
+        if all(k in props and int(props[k]) == v for k, v in fixed.items()):
+            return f
+        out = f.copy()
+        out.props.update(fixed)
+        return out
+
+    return tag
+
+
+def _back_arguments(props: vs.FrameProps, fmt: vs.VideoFormat, out: vs.VideoFormat, chosen: int | None) -> dict[str, Any]:
+    """``core.resize`` arguments from the working format to ``out`` for a (tagged) source frame."""
     same_side = (fmt.color_family == vs.RGB) == (out.color_family == vs.RGB)
-    out_range = in_range if same_side else ("limited" if out.color_family == vs.YUV else "full")
-    to_work: dict[str, Any] = {"format": work.id, "range_in_s": in_range, "range_s": "full"}
-    back: dict[str, Any] = {"format": out.id, "range_s": out_range}
-    if fmt.color_family == vs.YUV:
-        to_work["matrix_in"] = chosen
-    if chosen is not None and out.color_family != vs.RGB:
-        back["matrix"] = chosen
+    full = int(props["_Range"]) == vs.RANGE_FULL if same_side else out.color_family != vs.YUV
+    back: dict[str, Any] = {"format": out.id, "range": vs.RANGE_FULL if full else vs.RANGE_LIMITED}
+    matrix = chosen if chosen is not None else props.get("_Matrix")
+    if matrix is not None and out.color_family != vs.RGB and fmt.color_family != vs.GRAY:
+        back["matrix"] = int(matrix)
     if out.color_family == vs.YUV and "_ChromaLocation" in props:
         back["chromaloc"] = int(props["_ChromaLocation"])
-    return to_work, back
+    return back
+
+
+def _back(core: vs.Core, result: vs.VideoNode, tagged: vs.VideoNode, fmt: vs.VideoFormat, out: vs.VideoFormat,
+          chosen: int | None) -> vs.VideoNode:
+    """``result`` (working format) converted to ``out`` frame by frame with its source frame's tags,
+    one ``core.resize`` node per distinct set of tags."""
+    nodes: dict[tuple, vs.VideoNode] = {}
+
+    def convert(n: int, f: vs.VideoFrame) -> vs.VideoNode:
+        arguments = _back_arguments(f.props, fmt, out, chosen)
+        key = tuple(sorted(arguments.items()))
+        if key not in nodes:
+            nodes[key] = core.resize.Bicubic(result, **arguments)
+        return nodes[key]
+
+    shape = core.resize.Point(result, format=out.id, **({"matrix": 1} if out.color_family != vs.RGB and fmt.color_family != vs.GRAY else {}))
+    return core.std.FrameEval(shape, convert, prop_src=tagged)  # ``shape`` gives format and size only: never rendered
 
 
 def _planes(frame: vs.VideoFrame) -> np.ndarray:
@@ -117,7 +139,7 @@ def _planes(frame: vs.VideoFrame) -> np.ndarray:
 class _Upscaler:
     """The ``ModifyFrame`` selector: upscales a window of frames per request and caches the others."""
 
-    def __init__(self, engine: Engine, source: vs.VideoNode, job: FilterJob, core: vs.Core) -> None:
+    def __init__(self, engine: Engine, source: vs.VideoNode, job: Job, core: vs.Core) -> None:
         self._engine = engine
         self._source = source
         self._job = job
@@ -195,55 +217,59 @@ class _Upscaler:
             get_host().call("job_finished", job=self._job, summary=summary)
 
 
-def upscale(clip: vs.VideoNode, scale: int = 2, model: nn.Module | str = "idsa-net-s",
-            weights: str | os.PathLike | None = None, device: str | None = None, dtype: str | None = None,
-            batch: int | None = None, tile: tuple[int, int] | int | str | None = None, overlap: int | None = None,
-            matrix: int | str | None = None, output_format: int | vs.VideoFormat | None = None,
-            pre: Sequence[str | TensorFilter] | None = None,
-            post: Sequence[str | TensorFilter] | None = None, backend: str = "torch", compile: bool = False) -> vs.VideoNode:
-    """Upscale ``clip`` by ``scale`` with IDSA-Net (``model``: a registered name, weights file or module).
-
-    Takes RGB, YUV (any subsampling) and GRAY, integer or float. YUV is converted with the first
-    frame's ``_Matrix`` and ``_Range`` (``matrix=`` overrides the matrix: "709", "170m", "2020ncl", ...
-    or its number). The result has the input's format at ``scale`` times the size, or
-    ``output_format``; frame count, rate and frame properties are kept. ``device``, ``dtype``,
-    ``batch``, ``tile``, ``overlap``, ``pre``, ``post``, ``backend`` and ``compile`` (torch.compile: about
-    a minute to start, then faster) are the engine's options.
-    """
+def _formats(clip: vs.VideoNode, output_format: int | vs.VideoFormat | None) -> tuple[vs.VideoFormat, vs.VideoFormat, vs.VideoFormat]:
+    """The clip's format, the working format (RGBS, GRAYS for grey clips) and the output format, checked."""
     if not isinstance(clip, vs.VideoNode):
         raise vs.Error("upscale: clip must be a video clip (vs.VideoNode)")
     fmt = clip.format
     if fmt is None or fmt.color_family == vs.UNDEFINED:
         raise vs.Error("upscale: clips whose format changes from frame to frame are not supported; "
                        "convert them to one format first (e.g. resize.Bicubic(format=...))")
-    core = vs.core
     try:
-        out = fmt if output_format is None else core.get_video_format(output_format)
+        out = fmt if output_format is None else vs.core.get_video_format(output_format)
     except (vs.Error, TypeError):
         out = None
     if out is None or out.color_family == vs.UNDEFINED:
         raise vs.Error(f"upscale: invalid output_format={output_format!r}: pass a format such as vs.YUV420P10")
-    work = core.get_video_format(vs.GRAYS if fmt.color_family == vs.GRAY else vs.RGBS)
-    to_work, back = _conversions(clip, work, out, matrix)
-    try:
-        engine = Engine(model, scale=scale, weights=weights, device=device, dtype=dtype, batch=batch,
-                        tile=tile, overlap=overlap, pre=pre, post=post, backend=backend, compile=compile)
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise vs.Error(f"upscale: {exc}") from exc
+    return fmt, vs.core.get_video_format(vs.GRAYS if fmt.color_family == vs.GRAY else vs.RGBS), out
 
-    source = clip if fmt.id == work.id else core.resize.Bicubic(clip, **to_work)
+
+def upscale(clip: vs.VideoNode, scale: int = 2, model: nn.Module | str = "idsa-net-s",
+            weights: str | os.PathLike | None = None, *, matrix: int | str | None = None,
+            output_format: int | vs.VideoFormat | None = None, options: EngineOptions | None = None,
+            **engine_options: Any) -> vs.VideoNode:
+    """Upscale ``clip`` by ``scale`` with IDSA-Net (``model``: a registered name, weights file or module).
+
+    Takes RGB, YUV (any subsampling) and GRAY, integer or float. YUV is converted with each frame's
+    ``_Matrix`` and ``_Range`` (``matrix=`` overrides the matrix: "709", "170m", "2020ncl", ... or its
+    number). The result has the input's format at ``scale`` times the size, or ``output_format``; frame
+    count, rate and frame properties are kept. Nothing is rendered until a frame is requested.
+    How the model runs: ``options`` (:class:`~idsa_plugin.engine.EngineOptions`), with its fields as
+    keywords overriding it: ``device``, ``dtype`` (default: fp32 for float output, bf16 where the CPU
+    accelerates it for 8-bit output), ``batch``, ``tile``, ``overlap``, ``pre``, ``post``, ``backend``
+    and ``compile`` (torch.compile: about a minute to start, then faster).
+    """
+    fmt, work, out = _formats(clip, output_format)
+    chosen = _parse_matrix(matrix)
+    _check_matrix(fmt, work, out, chosen, matrix)
+    try:
+        engine = Engine(model, scale=scale, weights=weights, options=EngineOptions.of(options, **engine_options),
+                        output_bits=out.bits_per_sample)
+    except (ValueError, TypeError, RuntimeError, OSError) as exc:
+        raise vs.Error(f"upscale: {exc}") from exc
+    core = vs.core
+    tagged = core.std.ModifyFrame(clip, clip, _tagger(fmt, chosen))
+    source = clip if fmt.id == work.id else core.resize.Bicubic(tagged, format=work.id, range=vs.RANGE_FULL)
     s = engine.scale
     if clip.width:
         template = core.std.BlankClip(source, width=clip.width * s, height=clip.height * s, keep=True)
     else:
         template = source  # variable size: each output frame has its own size
     info = getattr(engine.model, "idsa_info", None)
-    settings = {"model": info.name if info else type(engine.model).__name__, "scale": s, "device": str(engine.device),
-                "dtype": str(engine.dtype).removeprefix("torch."), "batch": engine.batch, "tile": engine.tile,
-                "matrix": back.get("matrix")}
-    job = FilterJob(_describe(clip), f"{out.name} x{s}", clip.num_frames, settings)
+    settings = {"model": info.name if info else type(engine.model).__name__, **engine.describe(), "matrix": chosen}
+    job = Job(_describe(clip), f"{out.name} x{s}", clip.num_frames, settings)
     engine.job = job  # the engine reports batch_done for this job
     get_host().call("job_started", job=job)
     log.debug("upscale: %s -> %s with %s", job.source, job.output, settings)
     result = core.std.ModifyFrame(template, source, _Upscaler(engine, source, job, core))
-    return result if out.id == work.id else core.resize.Bicubic(result, **back)
+    return result if out.id == work.id else _back(core, result, tagged, fmt, out, chosen)

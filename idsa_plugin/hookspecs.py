@@ -6,13 +6,37 @@ accept fewer arguments than its spec. Importing this module does not import torc
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import pluggy
 
 PROJECT = "idsa_plugin"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@dataclass
+class Job:
+    """One job as plugins see it: a transcode, one video of a batch, or a VapourSynth ``upscale`` clip.
+
+    ``source`` and ``output`` name the input and the result (paths, or clip formats), ``frames`` is how
+    many frames it makes, ``settings`` how: model, scale, the engine's resolved settings, encoding.
+    """
+
+    source: str
+    output: str
+    frames: int
+    settings: dict[str, Any]
+
+
+@runtime_checkable
+class JobSummary(Protocol):
+    """What ``job_finished`` receives; adapters add their own fields (a transcode's sizes, codec, ``error``)."""
+
+    frames: int
+    seconds: float
+    fps: float
 
 
 @hookspec
@@ -55,15 +79,15 @@ def resolve_weights(model: str, scale: int) -> str | None:
 
 
 @hookspec
-def job_started(job: Any) -> None:
-    """A transcode or filter job starts; ``job`` describes its input, output and settings."""
+def job_started(job: Job) -> None:
+    """``job`` starts."""
 
 
 @hookspec
-def batch_done(job: Any, frames: int) -> None:
+def batch_done(job: Job, frames: int) -> None:
     """The engine finished a batch of ``frames`` frames for ``job``."""
 
 
 @hookspec
-def job_finished(job: Any, summary: Any) -> None:
-    """``job`` ended; ``summary`` holds its counts and timings (or the error that ended it)."""
+def job_finished(job: Job, summary: JobSummary) -> None:
+    """``job`` ended, done or failed; ``summary`` holds its counts and timings (a transcode's ``error`` says why it failed)."""

@@ -22,7 +22,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_contents(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for expected in ("idsa_plugin/filters/vapoursynth.py", "idsa_plugin/filters/pyav.py", "idsa_plugin/weights/__init__.py",
+    for expected in ("idsa_plugin/filters/vapoursynth.py", "idsa_plugin/filters/pyav/__init__.py", "idsa_plugin/filters/ray_batch/__init__.py", "idsa_plugin/weights/__init__.py",
                      "idsa_plugin/weights/idsa-net-s-x2.safetensors", "idsa_plugin/archs/idsa/arch.py"):
         assert expected in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

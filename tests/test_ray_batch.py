@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from test_transcode import (ffprobe_json, frame_pts, framemd5, packet_hashes,  #
 
 from idsa_plugin.filters.pyav import TranscodeError, plan_transcode, transcode  # noqa: E402
 from idsa_plugin.filters.ray_batch import (RAY_MISSING, TOKEN_FILE, BatchEvent, SegmentWorker, VideoTask,  # noqa: E402
-                                           batch_transcode, targets)
+                                           batch_transcode, cluster, targets)
 
 SEGMENT = 4 / 24  # seconds: 4 frames at the clips' 24 fps
 STEREO = ("aac", 48000, "stereo", {"language": "eng", "title": "Main"})
@@ -132,6 +133,61 @@ def test_a_killed_worker_loses_nothing(clips, references, local_ray, ffprobe, tm
     assert done.pid != killed[0].pid
     assert_same(ffprobe, tmp_path / "long.mp4", references["long.mp4"])
     assert [p.name for p in tmp_path.iterdir()] == ["long.mp4"]
+
+
+def decoded(path: Path) -> list[tuple[int, bytes]]:
+    """Every video frame's pts and pixels, decoded with PyAV."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [(f.pts, f.to_ndarray(format="rgb24").tobytes()) for f in container.decode(video=0)]
+
+
+def test_a_worker_that_restarts_unable_to_answer_is_set_aside(clips, references, local_ray, tmp_path, monkeypatch, caplog):
+    """Fault 5: a killed worker comes back from Ray's restart with an ``info()`` that raises (a RayTaskError):
+    the batch goes on with the other worker instead of failing with an AttributeError.
+
+    The workers are a subclass whose restarted incarnation fails in ``info()``, and whose live one
+    waits for that restart before encoding on (so the answer comes while there is work); all else is real.
+    """
+    restarted, came_back = tmp_path / "restarted", tmp_path / "came-back"
+
+    class BrokenAfterRestart(SegmentWorker):
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            self.restarted = restarted.exists()
+            if self.restarted:
+                came_back.touch()
+
+        def info(self):
+            if self.restarted:
+                raise RuntimeError("the device is gone")
+            return super().info()
+
+        def encode(self, task, segment):
+            deadline = time.monotonic() + 120
+            while restarted.exists() and not came_back.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return super().encode(task, segment)
+
+    monkeypatch.setattr(cluster, "SegmentWorker", BrokenAfterRestart)
+    killed: list[BatchEvent] = []
+
+    def kill(event: BatchEvent, events: list[BatchEvent]) -> None:
+        if event.kind == "dispatch" and event.segment == 4 and not killed:
+            restarted.touch()
+            os.kill(event.pid, signal.SIGKILL)
+            killed.append(event)
+
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="idsa_plugin"):
+        summary, events = run_batch([clips / "long.mp4"], out, on_event=kill)
+    assert killed and not summary.failed and summary.retries == 1
+    assert any("restarted but cannot answer: the device is gone" in r.getMessage() for r in caplog.records)
+    after = events[events.index(killed[0]):]
+    assert not [e for e in after if e.kind == "worker"]  # the broken one never rejoined
+    assert {e.worker for e in after if e.kind == "segment"} == {1 - killed[0].worker}
+    assert decoded(out / "long.mp4") == decoded(references["long.mp4"])
 
 
 def test_a_worker_without_the_work_folder_returns_bytes(clips, tmp_path):

@@ -63,7 +63,7 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
 
 def test_matches_the_bare_engine(model_x2) -> None:
     images = pattern(4, 32, 48)
-    expected = Engine(model_x2, scale=2, batch=1).upscale_batch(images, planar=True)
+    expected = Engine(model_x2, scale=2, batch=1, output_bits=32).upscale_batch(images, planar=True)  # RGBS out: 32
     for batch in (1, 3):
         out = upscale(clip_from(images), model=model_x2, batch=batch)
         assert (out.format.id, out.width, out.height, out.num_frames) == (vs.RGBS, 96, 64, 4)
@@ -122,8 +122,9 @@ def test_clear_errors(model_x2) -> None:
     rgb = clip_from(pattern(1, 16, 16))
     for props in ({"_Matrix": 2}, {}):
         yuv = core.resize.Bicubic(rgb, format=vs.YUV420P8, matrix_s="709").std.RemoveFrameProps("_Matrix")
+        out = upscale(yuv.std.SetFrameProps(**props) if props else yuv, model=model_x2)  # frame tags: read per frame
         with pytest.raises(vs.Error, match="matrix="):
-            upscale(yuv.std.SetFrameProps(**props) if props else yuv, model=model_x2)
+            out.get_frame(0)
     with pytest.raises(vs.Error, match="matrix="):
         upscale(rgb, model=model_x2, output_format=vs.YUV420P8)
     assert upscale(rgb, model=model_x2, output_format=vs.YUV420P8, matrix="709").format.id == vs.YUV420P8
@@ -131,6 +132,35 @@ def test_clear_errors(model_x2) -> None:
         upscale(rgb, model=model_x2, output_format=0)
     with pytest.raises(vs.Error, match="unknown model"):
         upscale(rgb, model="no-such-model")
+
+
+def test_building_the_graph_renders_nothing(model_x2) -> None:
+    """Fault 8: ``upscale`` used to render frame 0 for its tags; now every frame is read when requested."""
+    requested: list[int] = []
+    source = tagged(clip_from(pattern(3, 16, 16)), vs.YUV420P8)
+
+    def watch(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        requested.append(n)
+        return f
+
+    watched = core.std.ModifyFrame(source, source, watch)
+    out = upscale(watched, model=model_x2, output_format=vs.RGB24)
+    assert requested == []
+    frame = out.get_frame(2)
+    assert requested == [2] and (frame.format.id, frame.width, frame.height) == (vs.RGB24, 32, 32)
+
+
+def test_each_frame_converts_with_its_own_tags(model_x2) -> None:
+    """A clip whose matrix changes (BT.709, then BT.601): each frame goes to RGB and back with its own."""
+    rgb = clip_from(pattern(2, 16, 16))
+    parts = [core.resize.Bicubic(rgb[n], format=vs.YUV444P16, matrix_s=m) for n, m in enumerate(("709", "170m"))]
+    out = upscale(core.std.Splice(parts), model=model_x2)
+    bicubic = core.resize.Bicubic(rgb, 32, 32)
+    for n, m in enumerate((1, 6)):
+        frame = out.get_frame(n)
+        assert frame.props["_Matrix"] == m
+        back = core.resize.Bicubic(out[n], format=vs.RGBS, matrix_in=m).get_frame(0)
+        assert psnr(planes(back), planes(bicubic.get_frame(n))) > 40
 
 
 def test_variable_size_and_format(model_x2) -> None:

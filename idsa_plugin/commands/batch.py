@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from .common import add_engine_arguments, add_model_arguments, engine_options
+from .common import add_engine_arguments, add_model_arguments, engine_options, report_engine, video_command
 from .transcode import add_encoding_arguments, add_run_arguments, add_selection_arguments, transcode_options
 
 
@@ -22,10 +22,14 @@ def positive(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     from ..filters.ray_batch import batch_transcode
 
-    summary = batch_transcode(
-        args.inputs, args.output_dir, model=args.model, **engine_options(args), **transcode_options(args), ext=args.ext,
-        ray_address=args.ray_address, workers=args.workers, threads=args.threads, segment_seconds=args.segment_seconds,
-    )
+    with video_command():
+        summary = batch_transcode(
+            args.inputs, args.output_dir, args.scale, args.model, args.weights, options=engine_options(args),
+            **transcode_options(args), ext=args.ext, ray_address=args.ray_address, workers=args.workers,
+            threads=args.threads, segment_seconds=args.segment_seconds,
+        )
+    for worker in summary.workers:
+        report_engine("batch", args, worker.engine)
     for video in summary.failed:
         where = "" if video.source in video.error else f"{video.source}: "
         print(f"idsa-sr batch: error: {where}{video.error}", file=sys.stderr)

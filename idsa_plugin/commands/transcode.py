@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from .common import add_engine_arguments, add_model_arguments, engine_options
+from .common import add_engine_arguments, add_model_arguments, engine_options, report_engine, video_command
 
 
 def seconds(text: str) -> float:
@@ -39,8 +39,10 @@ def transcode_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from ..filters.pyav import transcode
 
-    summary = transcode(args.input, args.output, model=args.model, **engine_options(args), **transcode_options(args),
-                        resume=args.resume)
+    with video_command():
+        summary = transcode(args.input, args.output, args.scale, args.model, args.weights, options=engine_options(args),
+                            **transcode_options(args), resume=args.resume)
+    report_engine("transcode", args, summary.engine)
     if not args.quiet:
         print(f"idsa-sr transcode: {summary.line()}", file=sys.stderr)
     if args.json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_engine_arguments, add_model_arguments, engine_options
+from .common import add_engine_arguments, add_model_arguments, engine_options, report_engine
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,7 +18,9 @@ def run(args: argparse.Namespace) -> int:
     for target in targets:
         check_target(target, args.overwrite)
     pictures = [read_picture(src) for src in sources]
-    engine = Engine(args.model, **engine_options(args))
+    bits = max(picture.pixels.dtype.itemsize * 8 for picture in pictures)  # the automatic precision needs the depth
+    engine = Engine(args.model, args.scale, args.weights, engine_options(args), output_bits=bits)
+    report_engine("upscale", args, engine.describe())
     for src, picture, target in zip(sources, pictures, targets):
         write_picture(upscale_picture(engine, picture), target, overwrite=args.overwrite)
         print(f"{src} -> {target}")
