@@ -70,8 +70,8 @@ def _run(videos: list[Video], actors: list[Any], summary: BatchSummary, overwrit
     import ray
 
     jobs = [(str(v.plan.src.resolve()), v.plan.job.settings, v.plan.video.bits) for v in videos]
-    for video, key in zip(videos, ray.get(actors[0].fingerprints.remote(jobs))):
-        open_work(video, key, on_error, summary.workers[0].engine)
+    for video, (key, engine) in zip(videos, ray.get(actors[0].fingerprints.remote(jobs))):
+        open_work(video, key, on_error, engine)
         summary.resumed_segments += len(video.plan.segments) - video.remaining
     bar = Progress(len(videos), sum(len(v.plan.segments) for v in videos), sum(v.plan.job.frames for v in videos),
                    summary.resumed_segments, sum(v.summary.resumed_frames for v in videos), progress)

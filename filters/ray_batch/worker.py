@@ -51,9 +51,11 @@ class SegmentWorker:
             return WorkerInfo(os.getpid(), socket.gethostname(), "", self.error)
         return WorkerInfo(os.getpid(), socket.gethostname(), str(engine.device), None, engine.describe())
 
-    def fingerprints(self, jobs: list[tuple[str, dict[str, Any], int]]) -> list[str]:
-        """Resume-state fingerprints of (source, settings, output bits) with this worker's model and device."""
-        return [fingerprint(Path(src), settings, self.engine_for(bits)) for src, settings, bits in jobs]
+    def fingerprints(self, jobs: list[tuple[str, dict[str, Any], int]]) -> list[tuple[str, dict[str, Any]]]:
+        """For each (source, settings, output bits): the resume-state fingerprint with this worker's model and
+        device, and the resolved settings of the engine that encodes it."""
+        return [(fingerprint(Path(src), settings, self.engine_for(bits)), self.engine_for(bits).describe())
+                for src, settings, bits in jobs]
 
     def encode(self, task: VideoTask, segment: Segment) -> SegmentDone:
         began, cpu = time.perf_counter(), time.process_time()
