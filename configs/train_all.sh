@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Trains every shipped model in order (x2 first, x3/x4 fine-tuned from it), resuming where a run
-# stopped, and copies each best EMA export into weights/.
-# Usage: [THREADS=N] configs/train_all.sh [variant...]   (THREADS=1 when other jobs share the CPU)
+# Continues the training plan from what landed: every shipped model in order (x2 first; x4 and x3 start
+# from the x2 weights when they have no state yet), each resumed from its landed state in weights/resume/
+# (or its run's checkpoint), trained MORE steps as a warm restart (an interrupted run is finished first),
+# its state landed again, and its best EMA export promoted into weights/ only if it beats the landed
+# weights on Set5 and Set14.
+# Usage: [THREADS=N] [MORE=steps] configs/train_all.sh [variant...]   (THREADS=1 when other jobs share the CPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 variants=("${@:-idsa-net-s idsa-net}")
 for variant in ${variants[@]}; do
   for scale in 2 4 3; do
-    .venv/bin/idsa-sr train --config "configs/$variant-x$scale.toml" --resume --no-progress threads="${THREADS:-0}"
-    cp "runs/$variant-x$scale/best.safetensors" "weights/$variant-x$scale.safetensors"
+    nice -n 10 .venv/bin/idsa-sr train --config "configs/$variant-x$scale.toml" --resume --more "${MORE:-2000}" \
+      --promote "weights/$variant-x$scale.safetensors" --no-progress threads="${THREADS:-0}"
   done
 done

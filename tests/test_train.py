@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -16,7 +17,8 @@ import torch
 from idsa_plugin import load_model
 from idsa_plugin.train.config import load_config
 from idsa_plugin.train.trainer import init_from, lr_factor
-from idsa_plugin.weights_io import read_weights
+from idsa_plugin.devices import cpu_accelerates_bf16
+from idsa_plugin.weights_io import read_weights, write_weights
 
 TINY = ["model_options.channels=16", "model_options.groups=1", "model_options.blocks_per_group=2", "model_options.smu_hidden=16",
         "lr_patch=16", "batch=4", "workers=0", "threads=1", "validate_sets=['Set5']", "warmup=2"]
@@ -69,8 +71,11 @@ def test_unknown_config_key_is_an_error():
         load_config(None, ["stepz=3"])
 
 
-def test_resume_after_sigint_is_bit_exact(train_data, tmp_path):
-    steps = ["steps=14", "checkpoint_every=2", "validate_every=7"]
+@pytest.mark.parametrize("amp", ["off", "bf16"])
+def test_resume_after_sigint_is_bit_exact(train_data, tmp_path, amp):
+    if amp == "bf16" and not cpu_accelerates_bf16():
+        pytest.skip("this CPU does not accelerate bf16 (no AMX/AVX512-BF16): bf16 autocast would be emulated")
+    steps = ["steps=14", "checkpoint_every=2", "validate_every=7", f"amp='{amp}'"]
     straight = tmp_path / "straight"
     subprocess.run(train_cmd(train_data, straight, *steps), check=True, capture_output=True, timeout=600)
     interrupted = tmp_path / "interrupted"
@@ -96,6 +101,44 @@ def test_resume_after_sigint_is_bit_exact(train_data, tmp_path):
     best = load_model(run_dir / "best.safetensors", device="cpu")
     meta = best.idsa_info.metadata
     assert meta["variant"] == "idsa-net-s" and "no evaluation images" in meta["training_data"] and "Set5_psnr" in meta["metrics"]
+    assert meta["precision"] == ("bfloat16" if amp == "bf16" else "float32")
+
+
+def test_more_steps_continue_from_the_landed_state(train_data, tmp_path):
+    """A fresh machine (no run folder) resumes from the landed state, trains N more steps as a warm restart,
+    and lands its state again; an interrupted --more run is finished, not extended."""
+    state = tmp_path / "landed" / "state.pt"
+    first = ["steps=6", "checkpoint_every=3", "validate_every=6", f"resume_state='{state}'"]
+    subprocess.run(train_cmd(train_data, tmp_path / "session1", *first), check=True, capture_output=True, timeout=600)
+    landed = torch.load(state, weights_only=True)
+    assert landed["step"] == 6 and landed["cycle_start"] == 0
+    more = [*first, "restart_lr=1e-3", "--resume", "--more", "4"]
+    subprocess.run(train_cmd(train_data, tmp_path / "session2", *more), check=True, capture_output=True, timeout=600)
+    landed = torch.load(state, weights_only=True)
+    assert (landed["step"], landed["cycle_start"], landed["steps"]) == (10, 6, 10)
+    assert not torch.equal(landed["model"]["head.weight"], torch.load(tmp_path / "session1" / "tiny" / "checkpoint.pt",
+                                                                     weights_only=True)["model"]["head.weight"])
+    cfg = load_config(None, ["steps=10", "warmup=2", "lr=2e-3", "restart_lr=1e-3", "min_lr=1e-5"])
+    assert lr_factor(cfg, 6, cycle_start=6) == pytest.approx(0.25)  # warm-up again, to restart_lr / lr = 0.5
+    assert lr_factor(cfg, 8, cycle_start=6) == pytest.approx(0.5)
+    assert lr_factor(cfg, 10, cycle_start=6) == pytest.approx(cfg.min_lr / cfg.lr)
+
+
+def test_promotion_needs_both_selection_sets(data_dir, tmp_path):
+    """Weights replace the landed ones only when better on Set5 and Set14; the promoted file records what was measured."""
+    from idsa_plugin.train.promote import promote
+
+    shipped = Path(load_model("idsa-net-s", scale=4, device="cpu").idsa_info.weights)  # x4: the fastest to score
+    worse = tmp_path / "worse.safetensors"
+    state, metadata = read_weights(shipped)
+    write_weights(worse, {k: v * 0.5 if k.startswith("upsample") else v for k, v in state.items()}, metadata)
+    target = tmp_path / "target.safetensors"
+    shutil.copy(worse, target)
+    assert promote(shipped, target, data_dir)
+    assert promote(worse, target, data_dir) is False
+    promoted_state, promoted_meta = read_weights(target)
+    assert all(torch.equal(promoted_state[k], state[k]) for k in state)
+    assert {"Set5_psnr", "Set14_psnr"} <= set(json.loads(promoted_meta["metrics"]))
 
 
 def test_ddp_two_processes_end_identical(train_data, tmp_path):

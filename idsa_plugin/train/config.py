@@ -23,6 +23,7 @@ class TrainConfig:
     steps: int = 20000
     lr: float = 2e-3
     min_lr: float = 1e-5
+    restart_lr: float = 0.0  # peak of a warm restart (train --more); 0: lr
     weight_decay: float = 1e-4
     warmup: int = 200
     schedule: str = "cosine"
@@ -38,6 +39,7 @@ class TrainConfig:
     amp: str = "auto"
     compile: bool = False
     init_from: str = ""
+    resume_state: str = ""  # landed compact state: resumed when the run has no checkpoint, replaced after training
     progress: bool = True
 
     @property

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -32,15 +33,21 @@ log = logging.getLogger("idsa_plugin.train")
 CHECKPOINT = "checkpoint.pt"
 
 
-def lr_factor(cfg: TrainConfig, step: int) -> float:
-    """Multiplier of ``cfg.lr`` at ``step``: linear warm-up, then cosine to ``min_lr`` or multistep halving."""
-    if step < cfg.warmup:
-        return (step + 1) / cfg.warmup
+def lr_factor(cfg: TrainConfig, step: int, cycle_start: int = 0) -> float:
+    """Multiplier of ``cfg.lr`` at ``step``: linear warm-up, then cosine to ``min_lr`` (or multistep halving) at ``cfg.steps``.
+
+    A warm restart at ``cycle_start`` (``train --more``) repeats the warm-up and the cosine from ``restart_lr``
+    over the steps from there to ``cfg.steps``.
+    """
+    peak = (cfg.restart_lr or cfg.lr) / cfg.lr if cycle_start else 1.0
+    local = step - cycle_start
+    if local < cfg.warmup:
+        return peak * (local + 1) / cfg.warmup
     if cfg.schedule == "multistep":
-        return 0.5 ** sum(step >= m for m in cfg.milestones)
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+        return peak * 0.5 ** sum(step >= m for m in cfg.milestones)
+    progress = min(1.0, (local - cfg.warmup) / max(1, cfg.steps - cycle_start - cfg.warmup))
     floor = cfg.min_lr / cfg.lr
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def sr_loss(sr: torch.Tensor, hr: torch.Tensor, fft_weight: float) -> torch.Tensor:
@@ -101,8 +108,8 @@ class Trainer:
             log.info("initialised from %s; %d tensors left fresh: %s", cfg.init_from, len(missing), ", ".join(missing))
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(cfg, s))
-        self.step, self.best_psnr = 0, -math.inf
+        self.step, self.best_psnr, self.cycle_start = 0, -math.inf, 0
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(cfg, s, self.cycle_start))
         self.run_dir = cfg.run_dir
         self.stop_requested = False
         self.tensorboard: Any = None
@@ -118,6 +125,7 @@ class Trainer:
             "model": self.model.state_dict(), "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "step": self.step, "best_psnr": self.best_psnr, "torch_rng": torch.get_rng_state(),
+            "cycle_start": self.cycle_start, "steps": self.cfg.steps,
             "config": json.dumps(dataclasses.asdict(self.cfg)),
         }
 
@@ -128,18 +136,42 @@ class Trainer:
         with atomic_path(self.run_dir / CHECKPOINT) as tmp:
             torch.save(self.checkpoint_state(), tmp)
 
-    def load_checkpoint(self) -> bool:
+    def load_checkpoint(self) -> int | None:
+        """Load the run's checkpoint, else the landed ``resume_state``; the schedule's end step it was made for."""
         path = self.run_dir / CHECKPOINT
+        if not path.is_file() and self.cfg.resume_state:
+            path = Path(self.cfg.resume_state)
         if not path.is_file():
-            return False
+            return None
         state = torch.load(path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.best_psnr = int(state["step"]), float(state["best_psnr"])
+        self.cycle_start = int(state.get("cycle_start", 0))
         torch.set_rng_state(state["torch_rng"].cpu())
-        return True
+        log.info("resumed %s at step %d from %s", self.cfg.name, self.step, path)
+        return int(state.get("steps", json.loads(state["config"])["steps"]))
+
+    def plan_more(self, more: int, planned: int | None) -> None:
+        """``more`` steps from here in a new warm-restart cycle, unless an interrupted cycle (to ``planned``) is unfinished."""
+        if planned is not None and self.step < planned:
+            self.cfg.steps = planned
+            return
+        self.cycle_start, self.cfg.steps = self.step, self.step + more
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * lr_factor(self.cfg, self.step, self.cycle_start)
+        log.info("%s: warm restart at step %d, %d more steps", self.cfg.name, self.step, more)
+
+    def land_resume_state(self) -> None:
+        """Copy the checkpoint to ``resume_state`` (the one compact state that lands in the repository)."""
+        if self.rank != 0 or not self.cfg.resume_state:
+            return
+        target = Path(self.cfg.resume_state)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(self.run_dir / CHECKPOINT, tmp)
 
     # ---- outputs -----------------------------------------------------------------------------
     def metadata(self, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -208,11 +240,12 @@ class Trainer:
     def _request_stop(self, *_: Any) -> None:
         self.stop_requested = True
 
-    def train(self, resume: bool = False) -> Path:
-        """Train to ``cfg.steps`` (or until SIGINT/SIGTERM: then checkpoint and return)."""
+    def train(self, resume: bool = False, more: int = 0) -> Path:
+        """Train to ``cfg.steps``, or ``more`` steps past the resumed state (or until SIGINT/SIGTERM: then checkpoint and return)."""
         cfg = self.cfg
-        if resume and self.load_checkpoint():
-            log.info("resumed %s at step %d", cfg.name, self.step)
+        planned = self.load_checkpoint() if resume else None
+        if more:
+            self.plan_more(more, planned)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.open_tensorboard()
         dataset = PairDataset(image_files(self.data / d for d in cfg.train_dirs), cfg.scale, cfg.lr_patch, cfg.seed)
@@ -261,6 +294,7 @@ class Trainer:
         if window_steps:
             self.after_window(loss_sum / window_steps, window_steps / (time.perf_counter() - window_start))
         self.save_checkpoint()
+        self.land_resume_state()
         if self.tensorboard is not None:
             self.tensorboard.close()
         if self.world > 1:
