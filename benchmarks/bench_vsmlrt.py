@@ -7,7 +7,10 @@ Frames: the first ``--frames`` of the Big Buck Bunny 480p clip of the shared dat
 unless ``--weights``) is exported once to a dynamic-shape ONNX file that every ONNX runner uses.
 Runners, all with ``--threads`` threads:
 
-- ``engine``: ``Engine.stream`` on planar float32 frames (torch eager, the plugin's path today);
+- ``engine``: ``Engine.stream`` on planar float32 frames (torch eager, float32);
+- ``idsa filter``: our VapourSynth ``upscale()`` with its defaults on the RGBS clip, once with 8-bit
+  output (``output_format=RGB24``: the automatic precision is bf16 where the CPU accelerates it) and
+  once with float output (RGBS: float32), frames requested in order like vs-mlrt's;
 - ``vs-mlrt ort`` / ``vs-mlrt ov``: ``core.ort.Model`` / ``core.ov.Model`` through VapourSynth
   (frames requested in order with prefetch, one inference stream); ov in f32 and in OpenVINO's
   default precision (bf16 on CPUs with AVX512-BF16 or AMX);
@@ -38,6 +41,7 @@ from idsa_plugin.backends import OpenVINOModel
 from idsa_plugin.engine import Engine
 from idsa_plugin.evaluate import data_root
 from idsa_plugin.export import export_onnx
+from idsa_plugin.filters.vapoursynth import upscale
 from idsa_plugin.models import load_model
 
 Runner = Callable[[], Iterator[np.ndarray]]  # one pass: the upscaled frames, planar float32, in order
@@ -74,14 +78,16 @@ def runners(frames: list[np.ndarray], onnx_path: Path, model: torch.nn.Module, t
     f32 = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
     backends = {f"backend openvino {p}": OpenVINOModel(model, threads, precision=p) for p in ("f32", "bf16")}
 
-    def vs_runner(make: Callable[[], vs.VideoNode]) -> Runner:
-        return lambda: (np.stack([np.asarray(f[p]) for p in range(3)]) for f in make().frames())
+    def vs_runner(make: Callable[[], vs.VideoNode], peak: float = 1.0) -> Runner:
+        return lambda: (np.stack([np.asarray(f[p]) for p in range(3)]).astype(np.float32) / peak for f in make().frames())
 
     def backend_runner(run: Callable[[torch.Tensor], torch.Tensor]) -> Runner:
         return lambda: (run(torch.from_numpy(f)[None])[0].numpy() for f in frames)
 
     table: dict[str, Runner] = {
         "engine (torch)": lambda: (f.image for f in engine.stream(frames, planar=True)),
+        "idsa filter, 8-bit out": vs_runner(lambda: upscale(clip, 2, model, output_format=vs.RGB24), peak=255.0),
+        "idsa filter, float out": vs_runner(lambda: upscale(clip, 2, model)),
         "vs-mlrt ort": vs_runner(lambda: core.ort.Model(clip, network_path=str(onnx_path), provider="CPU", num_streams=1)),
         "vs-mlrt ov f32": vs_runner(lambda: core.ov.Model(clip, network_path=str(onnx_path), device="CPU", num_streams=1,
                                                           config=lambda: f32)),

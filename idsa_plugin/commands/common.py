@@ -8,6 +8,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Iterator
 
+from ..archs import supported_scales
+
 if TYPE_CHECKING:
     from ..engine import EngineOptions
 
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
 def add_model_arguments(p: argparse.ArgumentParser, scale_default: int | None = 2) -> None:
     p.add_argument("--model", default="idsa-net-s", help="registered model name or weights file (default: idsa-net-s)")
     p.add_argument("--weights", help="weights file for the model (default: the shipped weights)")
-    p.add_argument("--scale", type=int, default=scale_default, choices=(2, 3, 4), help="upscaling factor")
+    p.add_argument("--scale", type=int, default=scale_default, choices=supported_scales(), help="upscaling factor")
     p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     p.add_argument("--dtype", help="float32, float16 or bfloat16 (default: the fastest that keeps quality on the device "
                                    "for the output's depth; --verbose says which and why)")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..archs import supported_scales
+
 
 def parse_shape(text: str) -> tuple[int, int, int, int]:
     """``WxH`` or ``NxWxH`` (input pixels, batch N default 1) -> (N, 3, H, W)."""
@@ -38,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "core.ov.Model). safetensors: the weights with their metadata, for sharing.")
     p.add_argument("--model", default="idsa-net-s", help="registered model name or weights file (default: idsa-net-s)")
     p.add_argument("--weights", help="weights file for the model (default: the shipped weights)")
-    p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4), help="upscaling factor (default 2)")
+    p.add_argument("--scale", type=int, default=2, choices=supported_scales(), help="upscaling factor (default 2)")
     p.add_argument("--format", choices=FORMATS, default="onnx", help="output format (default onnx)")
     p.add_argument("--dynamic", action="store_true", help="ONNX with free batch, height and width")
     p.add_argument("--shape", type=parse_shape, help="ONNX fixed input size WxH or NxWxH (without --dynamic)")

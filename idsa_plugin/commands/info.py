@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..archs import supported_scales
+
 OUTPUT_SIZE = (1280, 720)
 
 
@@ -50,6 +52,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="parameters and MACs of the registered models",
                        description="For every registered model and scale: parameters and MACs at 1280x720 output, and its weights.")
     p.add_argument("--model", help="only this model")
-    p.add_argument("--scale", type=int, choices=(2, 3, 4), help="only this scale")
+    p.add_argument("--scale", type=int, choices=supported_scales(), help="only this scale")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
