@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= out/bbb_x2.mkv
 
-.PHONY: demo test venv bench weights clean
+.PHONY: demo test venv bench weights gpu-data clean
 
 # A Python >= 3.12 (VapourSynth's wheel needs it): python3.13/python3.12 on PATH, else pyenv's 3.12.
 PYTHON_BASE := $(shell for p in python3.13 python3.12 $$HOME/.pyenv/versions/3.12.1/bin/python3.12 python3; do \
@@ -32,11 +32,17 @@ test: $(STAMP) vsconfig
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_models.py
+	$(PY) benchmarks/bench_models.py --vsmlrt
 
 # Train every shipped model (resumable), then copy the best exports into weights/.
 weights: $(STAMP)
 	configs/train_all.sh
+
+# Training data for configs/train_gpu.sh on the device machine (carry [".gpu-data"]); Set5/Set14 only validate.
+gpu-data:
+	rm -rf .gpu-data && mkdir -p .gpu-data/train .gpu-data/benchmarks
+	cp -r ../shared/data/train/T91 ../shared/data/train/BSD200 .gpu-data/train/
+	cp -r ../shared/data/benchmarks/Set5 ../shared/data/benchmarks/Set14 .gpu-data/benchmarks/
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info
