@@ -29,18 +29,41 @@ def _eager_cpu_inference(x: torch.Tensor) -> bool:
             and not torch.compiler.is_compiling())
 
 
-def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1x1 conv on channels-last features (..., C): a matmul over the last axis. In CPU inference oneDNN
-    adds the bias inside the matmul (aten's addmm first copies it into the whole output: 30% slower, measured)."""
-    weight = conv.weight.flatten(1)
-    if _eager_cpu_inference(x) and conv.bias is not None:
-        return torch.ops.mkldnn._linear_pointwise(x, weight, conv.bias, "none", [], "")
-    return F.linear(x, weight, conv.bias)
+UNARY = {"gelu": F.gelu, "sigmoid": torch.sigmoid}
+BINARY = {"add": torch.add, "mul": torch.mul}
 
 
-def spatial(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """Any conv on (B, H, W, C) features through a channels-last NCHW view (no copy either way)."""
-    return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, then: str | None = None,
+           other: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear``, then optionally ``gelu``, or ``add``/``mul`` with ``other``. In CPU inference oneDNN does the
+    bias and that step inside the matmul (aten's addmm first copies the bias into the whole output: 30% slower,
+    measured); elsewhere (training, tracing, compiling, CUDA) they are separate ops."""
+    if _eager_cpu_inference(x):
+        if then in BINARY:
+            return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, bias, then)
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, then or "none", [], "none" if then else "")
+    y = F.linear(x, weight, bias)
+    if then in BINARY:
+        return BINARY[then](y, other)
+    return UNARY[then](y) if then else y
+
+
+def pointwise(conv: nn.Conv2d, x: torch.Tensor, then: str | None = None, other: torch.Tensor | None = None) -> torch.Tensor:
+    """A 1x1 conv on channels-last features (..., C): :func:`linear` over the last axis."""
+    return linear(x, conv.weight.flatten(1), conv.bias, then, other)
+
+
+def spatial(conv: nn.Conv2d, x: torch.Tensor, then: str | None = None) -> torch.Tensor:
+    """Any conv on (B, H, W, C) features through a channels-last NCHW view (no copy either way), then optionally
+    ``gelu`` or ``sigmoid`` (fused by oneDNN in CPU inference: one pass over the output instead of two)."""
+    view = x.permute(0, 3, 1, 2)
+    if then and _eager_cpu_inference(x):
+        y = torch.ops.mkldnn._convolution_pointwise(view, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation,
+                                                    conv.groups, then, [], "none" if then == "gelu" else "")
+    else:
+        y = conv(view)
+        y = UNARY[then](y) if then else y
+    return y.permute(0, 2, 3, 1)
 
 
 def dilated_by_phases(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -77,7 +100,7 @@ class BSConv(nn.Module):
         self.dw = nn.Conv2d(out_channels, out_channels, 3, padding=1, groups=out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(spatial(self.dw, pointwise(self.pw, x)))
+        return spatial(self.dw, pointwise(self.pw, x), then="gelu")
 
 
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -176,7 +199,7 @@ class WindowAttention(nn.Module):
             maps = self.attention_maps(tokens, x.shape, shift)
         attended = torch.matmul(maps, self._heads(pointwise(self.v, tokens)))
         attended = attended.squeeze(1) if self.heads == 1 else attended.transpose(1, 2).flatten(2)
-        tokens = tokens + pointwise(self.proj, attended)
+        tokens = pointwise(self.proj, attended, then="add", other=tokens)
         if not shift:
             return window_merge(tokens, self.window, x.shape), maps
         inverse = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=x.device))
@@ -184,7 +207,7 @@ class WindowAttention(nn.Module):
 
 
 class SequenceModelingUnit(nn.Module):
-    """Gated depthwise-conv feed-forward: gelu(gate) * dwconv(value), projected back."""
+    """Gated depthwise-conv feed-forward: gelu(gate) * dwconv(value), projected back; ``forward`` adds it to ``x``."""
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
@@ -195,8 +218,8 @@ class SequenceModelingUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias, n = self.fc1.weight.flatten(1), self.fc1.bias, self.hidden  # two matmuls: contiguous halves
-        value, gate = F.linear(x, weight[:n], bias[:n]), F.linear(x, weight[n:], bias[n:])
-        return pointwise(self.fc2, F.gelu(gate) * spatial(self.dw, value))
+        value, gate = linear(x, weight[:n], bias[:n]), linear(x, weight[n:], bias[n:], then="gelu")
+        return pointwise(self.fc2, gate * spatial(self.dw, value), then="add", other=x)
 
 
 class LKCIP(nn.Module):
@@ -220,7 +243,7 @@ class LKCIP(nn.Module):
 
     def purify(self, shuffled: torch.Tensor) -> torch.Tensor:
         """LKA re-weighting and fuse of features whose channels are already shuffled."""
-        return pointwise(self.fuse, shuffled * pointwise(self.pw, self._large_kernels(shuffled)))
+        return pointwise(self.fuse, pointwise(self.pw, self._large_kernels(shuffled), then="mul", other=shuffled))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
@@ -253,7 +276,7 @@ class INHA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         along_h = torch.sigmoid(pointwise(self.h_pw, spatial(self.h_dw, spatial_mean(x, (2,)))))
         along_w = torch.sigmoid(pointwise(self.w_pw, spatial(self.w_dw, spatial_mean(x, (1,)))))
-        gate = torch.sigmoid(spatial(self.spatial, self.instance_norm(x)))
+        gate = spatial(self.spatial, self.instance_norm(x), then="sigmoid")
         return x * along_h * along_w * gate
 
 
@@ -282,7 +305,7 @@ class DistillationStage(nn.Module):
     def forward(self, x: torch.Tensor, maps: torch.Tensor | None, shift: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         features = self.lfe(x)
         rest, maps = self.attn(features[..., self.distilled:], maps, shift)
-        rest = rest + self.smu(rest)
+        rest = self.smu(rest)
         return features[..., : self.distilled], rest, maps
 
 
