@@ -19,8 +19,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from .archs import size_requirements
 from .devices import Precision, choose_precision, resolve_device, tune_cpu_allocator
 from .pipeline import END, Stage, get, put
 from .tiling import run_tiled
@@ -105,8 +107,6 @@ class _Batch:
 
 def bytes_per_input_pixel(model: nn.Module, dtype: torch.dtype) -> int:
     """A generous estimate of peak activation memory per input pixel, for ``tile="auto"``."""
-    from .archs import size_requirements
-
     widest = max((m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)), default=64)
     window = size_requirements(model).window
     maps = 3 * window * window * 4 if window else 0
@@ -164,6 +164,7 @@ class Engine:
         if scale is not None and int(scale) != self.scale:
             raise ValueError(f"model is x{self.scale}, not x{scale}")
         self._fp32_model = fp32.to(memory_format=torch.channels_last)
+        self._minimum = size_requirements(fp32).minimum
         self.model = self._fp32_model if self.dtype == torch.float32 else copy.deepcopy(self._fp32_model).to(self.dtype)
         self.batch = max(1, int(opts.batch or (4 if self.device.type == "cuda" else 1)))
         self.tile = self._parse_tile(opts.tile)
@@ -255,7 +256,12 @@ class Engine:
         for f in self.pre:
             x = f(x)
         x = x.clamp(0, 1)  # out-of-range input (e.g. from YUV conversion) is amplified by the attention gates
+        h, w = x.shape[-2:]
+        grow_h, grow_w = max(0, self._minimum - h), max(0, self._minimum - w)
+        if grow_h or grow_w:  # smaller than the model takes: edge pixels repeated, the result cropped
+            x = F.pad(x, (0, grow_w, 0, grow_h), mode="replicate")
         y = self._upscale_tensor(x, self._auto_tile(x) if self.tile == "auto" else self.tile, call)
+        y = y[..., : h * self.scale, : w * self.scale]
         for f in self.post:
             y = f(y)
         return y

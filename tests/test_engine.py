@@ -16,7 +16,7 @@ from idsa_plugin.evaluate import load_rgb
 
 @pytest.fixture(scope="module")
 def engine(model_x2):
-    """fp32: outputs are then exactly the same whatever the batch (bf16 kernels round differently per batch size)."""
+    """fp32: outputs then agree to a level whatever the batch (bf16 kernels round differently per batch size)."""
     return Engine(model_x2, batch=3, device="cpu", dtype="float32")
 
 
@@ -30,8 +30,8 @@ def test_stream_keeps_order_and_metadata_across_size_changes(engine):
     out = list(engine.stream(Frame(img, {"pts": i}) for i, img in enumerate(items)))
     assert [f.meta["pts"] for f in out] == list(range(len(items)))
     assert [f.image.shape for f in out] == [(img.shape[0] * 2, img.shape[1] * 2, 3) for img in items]
-    for img, f in zip(items, out):
-        assert np.array_equal(f.image, engine.upscale(img))
+    for img, f in zip(items, out):  # batches of 3 against single frames: oneDNN blocks by batch, so a level may flip
+        assert np.abs(f.image.astype(int) - engine.upscale(img).astype(int)).max() <= 1
 
 
 def test_batch_and_single_frame_agree(model_x2):
@@ -130,3 +130,12 @@ def test_openvino_backend_matches_torch(model_x2):
     assert 10 * np.log10(255 ** 2 / np.mean((ov_bf16 - reference) ** 2)) > 40
     with pytest.raises(ValueError, match="float32 or bfloat16 on the CPU only"):
         Engine(model_x2, device="cpu", dtype="float16", backend="openvino")
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (4, 7)])
+def test_frames_smaller_than_the_model_takes(engine, size):
+    """IDSA-Net needs 5 px (its reflect padding): smaller frames are edge-padded and the result cropped."""
+    flat = np.full((*size, 3), (40, 120, 200), dtype=np.uint8)
+    out = engine.upscale(flat)
+    assert out.shape == (2 * size[0], 2 * size[1], 3)
+    assert np.abs(out.astype(int) - flat[0, 0].astype(int)).max() <= 3
