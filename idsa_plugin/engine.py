@@ -342,16 +342,20 @@ class Engine:
 
     # ---- streaming -----------------------------------------------------------------------------
     def _batches(self, frames: Iterable[Frame | np.ndarray], planar: bool) -> Iterator[list[Frame]]:
+        """Consecutive frames of one shape and dtype, ``self.batch`` at most; a full batch goes at once."""
         pending: list[Frame] = []
         key = None
         for item in frames:
             frame = item if isinstance(item, Frame) else Frame(item)
             k = (frame.image.shape, frame.image.dtype)
-            if pending and (k != key or len(pending) >= self.batch):
+            if pending and k != key:
                 yield pending
                 pending = []
             key = k
             pending.append(frame)
+            if len(pending) >= self.batch:
+                yield pending
+                pending = []
         if pending:
             yield pending
 

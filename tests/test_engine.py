@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -139,3 +140,28 @@ def test_frames_smaller_than_the_model_takes(engine, size):
     out = engine.upscale(flat)
     assert out.shape == (2 * size[0], 2 * size[1], 3)
     assert np.abs(out.astype(int) - flat[0, 0].astype(int)).max() <= 3
+
+
+def test_closing_a_stream_on_a_slow_source_returns_at_once_and_threads_end(model_x2):
+    """Fault: close() waited seconds for a reader stuck in a slow source and leaked its thread."""
+    engine = Engine(model_x2, batch=1, device="cpu")
+    release = threading.Event()
+
+    def slow_source():
+        yield from frames(2)
+        release.wait(30)  # a decoder that takes its time
+        yield from frames(1)
+
+    before = set(threading.enumerate())
+    stream = engine.stream(slow_source())
+    start = time.monotonic()
+    next(stream)
+    assert time.monotonic() - start < 10  # the first frame does not wait for the slow source
+    start = time.monotonic()
+    stream.close()
+    assert time.monotonic() - start < 1.0
+    release.set()  # the source returns: every pipeline thread must end now
+    deadline = time.monotonic() + 5
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not set(threading.enumerate()) - before

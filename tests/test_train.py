@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -164,3 +165,24 @@ def test_init_from_copies_the_body_across_scales(tmp_path):
     assert fresh == ["upsample.0.bias", "upsample.0.weight"]
     x2 = load_model("idsa-net-s", scale=2, device="cpu").state_dict()
     assert torch.equal(x4.state_dict()["head.weight"], x2["head.weight"])
+
+
+def test_training_off_the_main_thread(train_data, tmp_path):
+    """Fault: train() installed signal handlers from any thread, so a trainer in a worker thread raised ValueError."""
+    from idsa_plugin.train import Trainer
+
+    cfg = load_config(None, [f"data='{train_data}'", f"out='{tmp_path}'", "train_dirs=['train/mini']", "name='tiny'", *TINY,
+                             "steps=2", "checkpoint_every=2", "validate_every=2", "progress=false"])
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            Trainer(cfg).train()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=300)
+    assert not errors, errors
+    assert torch.load(tmp_path / "tiny" / "checkpoint.pt", weights_only=True)["step"] == 2
