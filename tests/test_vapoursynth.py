@@ -229,3 +229,27 @@ def test_vspipe_example(data_dir: Path, model_x2, tmp_path: Path) -> None:
     for got, rgb in zip(produced, expected):
         luma = 16 + rgb.astype(np.float64) @ np.array([65.481, 128.553, 24.966]) / 255  # BT.601, limited range
         assert psnr(got[:128], luma, peak=255) > 40
+
+
+@pytest.mark.parametrize("first", ["core", "filter"])
+def test_default_backend_beside_vsmlrt_ov_in_either_import_order(tmp_path: Path, first: str) -> None:
+    """With vs-mlrt's ov plugin autoloaded into the same vspipe process, our default filter runs whether the
+    core (and so OpenVINO's runtime) or our filter (and so torch) loads first, and gives the right frames."""
+    vspipe = Path(sys.executable).parent / "vspipe"
+    if not vspipe.exists():
+        pytest.skip("vspipe not installed")
+    lines = {"core": "core = vs.core\nassert hasattr(core, 'ov'), 'vs-mlrt ov plugin not loaded'",
+             "filter": "from idsa_plugin.filters.vapoursynth import upscale"}
+    second = "filter" if first == "core" else "core"
+    script = tmp_path / "order.vpy"
+    script.write_text("import vapoursynth as vs\n" + lines[first] + "\n" + lines[second] + "\n"
+                      "clip = core.std.BlankClip(format=vs.RGB24, width=40, height=32, length=2, color=[40, 120, 200])\n"
+                      "upscale(clip, 2).set_output()\n")
+    core_plugins = Path(vs.__file__).parent / "plugins"
+    if not (core_plugins / "ov").exists():
+        pytest.skip("vs-mlrt's ov plugin is not installed: pip install 'idsa-plugin[mlrt]'")
+    env = {**os.environ, "PATH": f"{vspipe.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    run = subprocess.run([str(vspipe), str(script), "-"], env=env, capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")[-2000:]
+    frames = np.frombuffer(run.stdout, dtype=np.uint8).reshape(2, 3, 64, 80)  # raw RGB24 at x2: planes G, B, R
+    assert np.abs(frames.astype(int) - np.array([120, 200, 40])[None, :, None, None]).max() <= 3
