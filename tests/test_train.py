@@ -186,3 +186,25 @@ def test_training_off_the_main_thread(train_data, tmp_path):
     thread.join(timeout=300)
     assert not errors, errors
     assert torch.load(tmp_path / "tiny" / "checkpoint.pt", weights_only=True)["step"] == 2
+
+
+def test_a_non_finite_batch_updates_nothing(train_data, tmp_path):
+    """A NaN loss or gradient skips the update: weights, optimizer state and EMA stay as they were (a run
+    whose loss went NaN once poisoned every later checkpoint and export)."""
+    from idsa_plugin.train import Trainer
+
+    cfg = load_config(None, [f"data='{train_data}'", f"out='{tmp_path}'", "train_dirs=['train/mini']", "name='tiny'", *TINY,
+                             "amp='off'"])
+    trainer = Trainer(cfg)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    lr, hr = torch.rand(4, 3, 16, 16), torch.rand(4, 3, 32, 32)
+    assert trainer.optimize(lr, hr, scaler) is not None  # a normal step moves the weights
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    ema = {k: v.clone() for k, v in trainer.ema.state_dict().items()}
+    steps = [s["step"] for s in trainer.optimizer.state_dict()["state"].values()]
+    lr[0, 0, 0, 0] = float("nan")
+    assert trainer.optimize(lr, hr, scaler) is None
+    assert all(torch.equal(v, before[k]) for k, v in trainer.model.state_dict().items())
+    assert all(torch.equal(v, ema[k]) for k, v in trainer.ema.state_dict().items())
+    assert [s["step"] for s in trainer.optimizer.state_dict()["state"].values()] == steps
+    assert trainer.skipped == 1

@@ -108,7 +108,7 @@ class Trainer:
             log.info("initialised from %s; %d tensors left fresh: %s", cfg.init_from, len(missing), ", ".join(missing))
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.step, self.best_psnr, self.cycle_start = 0, -math.inf, 0
+        self.step, self.best_psnr, self.cycle_start, self.skipped = 0, -math.inf, 0, 0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(cfg, s, self.cycle_start))
         self.run_dir = cfg.run_dir
         self.stop_requested = False
@@ -237,6 +237,31 @@ class Trainer:
                 else:
                     e.copy_(p)
 
+    def optimize(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor, scaler: torch.amp.GradScaler) -> float | None:
+        """One update; the loss, or None when the loss or the gradient is not finite: then nothing is updated
+        (weights, optimizer state, EMA), so one bad batch cannot poison the run, its checkpoints and exports."""
+        cfg = self.cfg
+        lr_batch = lr_batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        hr_batch = hr_batch.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            loss = sr_loss(self.network(lr_batch), hr_batch, cfg.fft_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(self.optimizer)
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip or math.inf)
+        finite = bool(torch.isfinite(loss)) and bool(torch.isfinite(norm))
+        if finite or scaler.is_enabled():  # the fp16 scaler skips non-finite steps itself and lowers its scale
+            scaler.step(self.optimizer)
+        scaler.update()
+        self.scheduler.step()
+        if not finite:
+            self.skipped += 1
+            log.warning("%s step %d: loss %s, gradient norm %s: update skipped (%d so far)",
+                        cfg.name, self.step, loss.item(), norm.item(), self.skipped)
+            return None
+        self.update_ema()
+        return loss.item()
+
     def _request_stop(self, *_: Any) -> None:
         self.stop_requested = True
 
@@ -258,41 +283,29 @@ class Trainer:
         if cfg.progress and self.rank == 0:
             from tqdm import tqdm
             progress = tqdm(total=cfg.steps, initial=self.step, desc=cfg.name, unit="it", dynamic_ncols=True)
-        window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
+        window_start, window_steps, window_losses, loss_sum = time.perf_counter(), 0, 0, 0.0
         try:
             self.network.train()
             for lr_batch, hr_batch in loader:
                 if self.step >= cfg.steps or self.stop_requested:
                     break
-                lr_batch = lr_batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                hr_batch = hr_batch.to(self.device, non_blocking=True)
-                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                    loss = sr_loss(self.network(lr_batch), hr_batch, cfg.fft_weight)
-                self.optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(self.optimizer)
-                if cfg.clip:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
-                scaler.step(self.optimizer)
-                scaler.update()
-                self.scheduler.step()
-                self.update_ema()
+                loss = self.optimize(lr_batch, hr_batch, scaler)
                 self.step += 1
                 window_steps += 1
-                loss_sum += loss.item()
+                loss_sum += loss or 0.0
+                window_losses += loss is not None
                 if progress is not None:
                     progress.update(1)
-                    progress.set_postfix(loss=f"{loss.item():.4f}")
                 if self.step % cfg.checkpoint_every == 0 or self.step % cfg.validate_every == 0 or self.step == cfg.steps:
-                    self.after_window(loss_sum / window_steps, window_steps / (time.perf_counter() - window_start))
-                    window_start, window_steps, loss_sum = time.perf_counter(), 0, 0.0
+                    self.after_window(loss_sum / max(1, window_losses), window_steps / (time.perf_counter() - window_start))
+                    window_start, window_steps, window_losses, loss_sum = time.perf_counter(), 0, 0, 0.0
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
             if progress is not None:
                 progress.close()
         if window_steps:
-            self.after_window(loss_sum / window_steps, window_steps / (time.perf_counter() - window_start))
+            self.after_window(loss_sum / max(1, window_losses), window_steps / (time.perf_counter() - window_start))
         self.save_checkpoint()
         self.land_resume_state()
         if self.tensorboard is not None:
