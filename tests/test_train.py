@@ -102,7 +102,7 @@ def test_resume_after_sigint_is_bit_exact(train_data, tmp_path, amp):
     best = load_model(run_dir / "best.safetensors", device="cpu")
     meta = best.idsa_info.metadata
     assert meta["variant"] == "idsa-net-s" and "no evaluation images" in meta["training_data"] and "Set5_psnr" in meta["metrics"]
-    assert meta["precision"] == ("bfloat16" if amp == "bf16" else "float32")
+    assert meta["training_precision"] == ("bfloat16" if amp == "bf16" else "float32")
 
 
 def test_more_steps_continue_from_the_landed_state(train_data, tmp_path):

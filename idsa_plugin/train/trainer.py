@@ -182,7 +182,7 @@ class Trainer:
             "variant": self.cfg.model, "scale": str(self.cfg.scale), "hyperparameters": hyper,
             "training_data": ", ".join(Path(d).name for d in self.cfg.train_dirs) + " (no evaluation images)",
             "steps": str(self.step), "hardware": f"{self._hardware()}, {self.world} process(es)",
-            "precision": str(self.amp_dtype or torch.float32).removeprefix("torch."),
+            "training_precision": str(self.amp_dtype or torch.float32).removeprefix("torch."),
             "metrics": metrics, "license": "MIT", "config": dataclasses.asdict(self.cfg),
         }
 
