@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Continues the training plan from what landed: every shipped model in order (x2 first; x4 and x3 start
-# from the x2 weights when they have no state yet), each resumed from its landed state in weights/resume/
+# from the x2 weights when they have no state yet), each resumed from its landed state in resume/
 # (or its run's checkpoint), trained MORE steps as a warm restart (an interrupted run is finished first),
 # its state landed again, and its best EMA export promoted into weights/ only if it beats the landed
 # weights on Set5 and Set14.

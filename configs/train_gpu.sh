@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One GPU session of the training plan (under 9 minutes on one H200): idsa-net-s x2 resumed from the
-# landed state (weights/resume/), bf16 AMP, batch 64 of 48x48 LR patches, as a warm restart, with
+# landed state (resume/), bf16 AMP, batch 64 of 48x48 LR patches, as a warm restart, with
 # checkpoints and the best EMA export copied to $OUT every minute, so a cut run still returns them.
 # Prepare here (the device machine cannot reach ../shared): make gpu-data (copies T91, BSD200, Set5 and
 # Set14 into .gpu-data/, about 62 MB), then run on the device with carry [".gpu-data"]:
 #   bash configs/train_gpu.sh
-# Afterwards, here: copy $OUT/idsa-net-s-x2-gpu/checkpoint.pt to weights/resume/idsa-net-s-x2.pt, and
+# Afterwards, here: copy $OUT/idsa-net-s-x2-gpu/checkpoint.pt to resume/idsa-net-s-x2.pt, and
 # promote the export: idsa_plugin.train.promote.promote(best, "weights/idsa-net-s-x2.safetensors", data_root()).
 set -euo pipefail
 cd "$(dirname "$0")/.."
