@@ -82,9 +82,10 @@ def inference_rows(size: tuple[int, int], repeats: int, precisions: list[str], b
     return rows
 
 
-def training_its(name: str, amp: bool, steps: int) -> float:
+def training_its(model: torch.nn.Module, amp: bool, steps: int) -> float:
+    """Steps per second of forward, L1, backward and AdamW on 16 random 32x32 LR patches (x2)."""
     torch.manual_seed(0)
-    model = build_model(name, 2).to(memory_format=torch.channels_last).train()
+    model = model.to(memory_format=torch.channels_last).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     lr = torch.rand(16, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     hr = torch.rand(16, 3, 64, 64)
@@ -135,7 +136,7 @@ def main() -> int:
         print("\n| model | training | it/s |\n| --- | --- | ---: |")
         for name in MODELS:
             for amp in [False] + ([True] if cpu_accelerates_bf16() else []):
-                print(f"| {name} | {'bf16 autocast' if amp else 'fp32'} | {training_its(name, amp, args.train_steps):.2f} |", flush=True)
+                print(f"| {name} | {'bf16 autocast' if amp else 'fp32'} | {training_its(build_model(name, 2), amp, args.train_steps):.2f} |", flush=True)
     if args.vsmlrt:
         print()
         script = Path(__file__).with_name("bench_vsmlrt.py")

@@ -12,11 +12,13 @@ import torch
 from idsa_plugin import load_model
 from idsa_plugin.archs.idsa import hyperparameters
 from idsa_plugin.archs.idsa.arch import IDSANet
+from idsa_plugin.builtin import IDSA_VARIANTS
 
 sys.path.insert(0, str(Path(__file__).parent / "reference"))
 import idsa_reference  # noqa: E402
 
 VARIANTS = {
+    "idsa-net-s": IDSA_VARIANTS["idsa-net-s"],
     "shared, shifted": dict(channels=48, groups=2, blocks_per_group=2, smu_hidden=48),
     "three groups, two heads": dict(channels=32, groups=3, blocks_per_group=2, smu_hidden=32, heads=2),
     "unshared, ablated": dict(channels=32, groups=2, blocks_per_group=2, smu_hidden=32, share_attention=False, lkcip=False, inha=False),

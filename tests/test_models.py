@@ -41,7 +41,7 @@ def macs(model: torch.nn.Module, scale: int) -> float:
 def test_parameter_budgets_and_variant_cost():
     full, small = model_cost("idsa-net", 4), model_cost("idsa-net-s", 4)
     assert full["parameters"] <= 752_000
-    assert 0.25 <= small["gmacs_1280x720"] / full["gmacs_1280x720"] <= 0.45
+    assert small["gmacs_1280x720"] / full["gmacs_1280x720"] <= 0.25  # the video variant: a fifth of the MACs
     assert model_cost("imdn", 2)["parameters"] == 694_404
 
 
