@@ -26,9 +26,9 @@ AttentionMaps = list[torch.Tensor]
 
 
 def _eager_cpu_inference(x: torch.Tensor) -> bool:
-    """Inference on the CPU outside tracing and compilation, where oneDNN's fused ops may stand in for aten's."""
+    """Inference on the CPU outside tracing, compilation and autocast, where oneDNN's fused ops may stand in for aten's."""
     return (x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling())
+            and not torch.compiler.is_compiling() and not torch.is_autocast_enabled("cpu"))
 
 
 UNARY = {"gelu": F.gelu, "sigmoid": torch.sigmoid}
@@ -435,6 +435,7 @@ class IDSANet(nn.Module):
                 f, computed = block(f, maps, shift)
                 maps = computed if self.share_attention else None
         out = spatial(self.upsample[0], spatial(self.body_tail, f) + f0)[:, :h, :w]
-        if self.interp_skip:  # in float32 whatever the body's precision
-            out = out.float() + bicubic_phases(x.float(), self.scale)
+        if self.interp_skip:  # in float32 whatever the body's precision, autocast (training) included
+            with torch.autocast(x.device.type, enabled=False):
+                out = out.float() + bicubic_phases(x.float(), self.scale)
         return self._pixel_shuffle(out)
