@@ -65,7 +65,8 @@ def test_jpeg_keeps_icc_profile(tmp_path, engine):
     with Image.open(out) as img:
         assert img.size == (48, 48) and img.info.get("icc_profile") == icc
     expected = engine.upscale(read_picture(src).pixels)
-    assert np.abs(np.asarray(Image.open(out)).astype(int) - expected.astype(int)).mean() < 3
+    difference = np.asarray(Image.open(out)).astype(int) - expected.astype(int)
+    assert 10 * np.log10(255 ** 2 / np.mean(difference ** 2.0)) > 33  # JPEG's loss only (35.6 dB; bicubic: 28.9)
 
 
 def test_many_inputs_to_a_folder_and_no_silent_overwrite(tmp_path):
