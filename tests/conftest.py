@@ -9,6 +9,11 @@ import pytest
 
 from idsa_plugin.evaluate import data_root
 
+try:  # before any VapourSynth core, whatever order the tests run in: vs-mlrt's ov plugin then shares this runtime
+    import openvino  # noqa: F401
+except ImportError:
+    pass
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
