@@ -7,7 +7,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 
-def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], xs: list[float], ys: list[float], title: str, colour: str) -> None:
+def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], xs: list[float], ys: list[float], title: str, colour: str,
+           x_name: str = "step") -> None:
     left, top, right, bottom = box
     draw.rectangle(box, outline="black")
     if len(xs) < 1:
@@ -18,7 +19,7 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], xs: list[f
     points = [(left + (x - min(xs)) / span_x * (right - left), bottom - (y - lo) / span_y * (bottom - top)) for x, y in zip(xs, ys)]
     if len(points) > 1:
         draw.line(points, fill=colour, width=2)
-    draw.text((left + 5, top + 5), f"{title}: last {ys[-1]:.4g} (min {lo:.4g}, max {hi:.4g}) at step {int(xs[-1])}", fill="black")
+    draw.text((left + 5, top + 5), f"{title}: last {ys[-1]:.4g} (min {lo:.4g}, max {hi:.4g}) at {x_name} {xs[-1]:g}", fill="black")
 
 
 def plot_metrics(csv_path: Path, png_path: Path) -> None:
@@ -32,4 +33,11 @@ def plot_metrics(csv_path: Path, png_path: Path) -> None:
     draw = ImageDraw.Draw(image)
     _panel(draw, (40, 20, 780, 230), [s for s, _ in loss], [v for _, v in loss], "L1 loss", "red")
     _panel(draw, (40, 270, 780, 480), [s for s, _ in psnr], [v for _, v in psnr], f"{psnr_key or 'PSNR'} (dB)", "blue")
+    image.save(png_path)
+
+
+def plot_series(png_path: Path, xs: list[float], ys: list[float], title: str) -> None:
+    """One curve (e.g. Set5 PSNR against training hours across sessions) as a PNG."""
+    image = Image.new("RGB", (800, 300), "white")
+    _panel(ImageDraw.Draw(image), (40, 20, 780, 280), xs, ys, title, "blue", x_name="hour")
     image.save(png_path)
