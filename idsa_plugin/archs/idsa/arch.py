@@ -16,6 +16,7 @@ skip and the final add stay in float32.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -29,6 +30,11 @@ def _eager_cpu_inference(x: torch.Tensor) -> bool:
     """Inference on the CPU outside tracing, compilation and autocast, where oneDNN's fused ops may stand in for aten's."""
     return (x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.jit.is_tracing()
             and not torch.compiler.is_compiling() and not torch.is_autocast_enabled("cpu"))
+
+
+def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast switched off on ``device`` (CPU and CUDA; other devices, such as meta, have none to switch off)."""
+    return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else contextlib.nullcontext()
 
 
 UNARY = {"gelu": F.gelu, "sigmoid": torch.sigmoid}
@@ -436,6 +442,6 @@ class IDSANet(nn.Module):
                 maps = computed if self.share_attention else None
         out = spatial(self.upsample[0], spatial(self.body_tail, f) + f0)[:, :h, :w]
         if self.interp_skip:  # in float32 whatever the body's precision, autocast (training) included
-            with torch.autocast(x.device.type, enabled=False):
+            with _autocast_off(x.device):
                 out = out.float() + bicubic_phases(x.float(), self.scale)
         return self._pixel_shuffle(out)
