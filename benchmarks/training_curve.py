@@ -1,10 +1,10 @@
-"""The Set5 curve of the shipped idsa-net-s x2 against training hours, across sessions: does more training still pay?
+"""The Set5 curves of the shipped x2 models against training hours, across sessions: does more training still pay?
 
     .venv/bin/python benchmarks/training_curve.py   # reads benchmarks/training_curve.csv, writes benchmarks/curves.png
 
-``training_curve.csv`` holds one row per validation of the runs that made the shipped weights (EMA, Set5 x2
-Y-PSNR, as the trainer scores it; hours from the trainer's measured it/s, cumulated over sessions). Each
-session appends the rows of its runs' ``metrics.csv``.
+``training_curve.csv`` holds one row per validation of the runs that made the shipped weights (model, EMA Set5
+x2 Y-PSNR as the trainer scores it, hours from the trainer's measured it/s, cumulated over sessions per model).
+Each session appends the rows of its runs' ``metrics.csv``.
 """
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     with open(HERE / "training_curve.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    hours, psnr = [float(r["cpu_hours"]) for r in rows], [float(r["set5_psnr"]) for r in rows]
-    plot_series(HERE / "curves.png", hours, psnr, "idsa-net-s x2, Set5 Y-PSNR (dB) against hours")
-    print("| session | layout | run | hours at the end | steps | best Set5 |\n|---|---|---|---:|---:|---:|")
-    for run in dict.fromkeys(r["run"] for r in rows):
-        mine = [r for r in rows if r["run"] == run]
-        print(f"| {mine[0]['session']} | {mine[0]['layout']} | {run} | {float(mine[-1]['cpu_hours']):.2f} | {mine[-1]['steps']} | "
+    series = {}
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        series[f"{model}, Set5 Y-PSNR (dB)"] = ([float(r["cpu_hours"]) for r in mine], [float(r["set5_psnr"]) for r in mine])
+    plot_series(HERE / "curves.png", series)
+    print("| model | session | layout | run | hours at the end | steps | best Set5 |\n|---|---|---|---|---:|---:|---:|")
+    for model, run in dict.fromkeys((r["model"], r["run"]) for r in rows):
+        mine = [r for r in rows if (r["model"], r["run"]) == (model, run)]
+        print(f"| {model} | {mine[0]['session']} | {mine[0]['layout']} | {run} | {float(mine[-1]['cpu_hours']):.2f} | {mine[-1]['steps']} | "
               f"{max(float(r['set5_psnr']) for r in mine):.3f} |")
     print(f"wrote {HERE / 'curves.png'}")
 
