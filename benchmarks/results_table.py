@@ -10,11 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from idsa_plugin.builtin import shipped_weights
-from idsa_plugin.commands.info import model_cost
+from idsa_plugin.commands.info import model_cost, module_cost
 from idsa_plugin.evaluate import bicubic_upscaler, data_root, evaluate, model_upscaler
 from idsa_plugin.models import load_model
+
+
+def _source_name(init_from: str) -> str:
+    """The model a run started from: its run folder for ``runs/<name>/best.safetensors``, else the file's stem."""
+    path = Path(init_from)
+    return path.parent.name if path.parent.parent.name == "runs" else path.stem
 
 
 def main() -> None:
@@ -39,9 +46,9 @@ def main() -> None:
                 continue
             model = load_model(name, scale=scale, device="cpu")
             meta = model.idsa_info.metadata
-            cost = model_cost(name, scale)
+            cost = module_cost(model, scale)  # the layout of the shipped file, which may predate the registry's
             config = json.loads(meta.get("config", "{}"))
-            start = f" from {config['init_from'].split('/')[-2]}" if config.get("init_from") else ""
+            start = f" from {_source_name(config['init_from'])}" if config.get("init_from") else ""
             training = f"{meta.get('steps', '?')} steps{start}, {meta.get('hardware', '?')}"
             rows.append((f"{name} (shipped)", model_upscaler(model), f"{cost['parameters']:,}", cost["gmacs_1280x720"], training))
         for label, upscale, params, gmacs, training in rows:

@@ -14,7 +14,7 @@ from idsa_plugin import load_model
 from idsa_plugin.archs import detect_architecture
 from idsa_plugin.archs.idsa import hyperparameters
 from idsa_plugin.archs.idsa.arch import IDSANet, WindowAttention
-from idsa_plugin.commands.info import model_cost
+from idsa_plugin.commands.info import model_cost, module_cost
 from idsa_plugin.models import build_model
 from idsa_plugin.weights_io import WeightsError, read_weights, write_weights
 
@@ -43,6 +43,15 @@ def test_parameter_budgets_and_variant_cost():
     assert full["parameters"] <= 752_000
     assert small["gmacs_1280x720"] / full["gmacs_1280x720"] <= 0.25  # the video variant: a fifth of the MACs
     assert model_cost("imdn", 2)["parameters"] == 694_404
+
+
+def test_module_cost_counts_the_layout_of_the_model_at_hand():
+    """Weights of an older layout (here idsa-net-s with two groups and LKCIP) are costed as loaded, not as registered."""
+    older = build_model("idsa-net-s", 2, groups=2, lkcip=True)
+    cost = module_cost(older, 2)
+    assert cost["parameters"] == sum(p.numel() for p in older.parameters()) > model_cost("idsa-net-s", 2)["parameters"]
+    assert cost["gmacs_1280x720"] == pytest.approx(macs(build_model("idsa-net-s", 2, groups=2, lkcip=True), 2) / 1e9, abs=0.01)
+    assert next(older.parameters()).device.type == "cpu"  # counted on a copy
 
 
 def test_sharing_is_real():

@@ -3,26 +3,40 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from ..archs import supported_scales
+
+if TYPE_CHECKING:
+    from torch import nn
 
 OUTPUT_SIZE = (1280, 720)
 
 
 def model_cost(name: str, scale: int) -> dict:
-    """Parameters and MACs (FLOPs / 2, as papers count them) for a 1280x720 output, computed on meta tensors."""
+    """Parameters and MACs (FLOPs / 2, as papers count them) for a 1280x720 output of a registered model's layout."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from ..models import build_model
 
     with torch.device("meta"):
         model = build_model(name, scale)
-        x = torch.empty(1, 3, OUTPUT_SIZE[1] // scale, OUTPUT_SIZE[0] // scale)
+    return {"model": name, "scale": scale, **module_cost(model, scale)}
+
+
+def module_cost(model: nn.Module, scale: int) -> dict:
+    """Parameters and MACs for a 1280x720 output of ``model`` as built or loaded (e.g. weights of another layout),
+    counted on a meta-tensor copy."""
+    import copy
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shadow = copy.deepcopy(model).to("meta") if any(t.device.type != "meta" for t in model.parameters()) else model
+    x = torch.empty(1, 3, OUTPUT_SIZE[1] // scale, OUTPUT_SIZE[0] // scale, device="meta")
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x)
-    return {"model": name, "scale": scale, "parameters": sum(p.numel() for p in model.parameters()),
-            "gmacs_1280x720": round(counter.get_total_flops() / 2e9, 2)}
+        shadow(x)
+    return {"parameters": sum(p.numel() for p in shadow.parameters()), "gmacs_1280x720": round(counter.get_total_flops() / 2e9, 2)}
 
 
 def run(args: argparse.Namespace) -> int:
