@@ -17,7 +17,7 @@ import torch
 
 from idsa_plugin import load_model
 from idsa_plugin.train.config import load_config
-from idsa_plugin.train.trainer import init_from, lr_factor
+from idsa_plugin.train.trainer import init_from, lr_factor, sr_loss
 from idsa_plugin.devices import cpu_accelerates_bf16
 from idsa_plugin.weights_io import read_weights, write_weights
 
@@ -70,6 +70,14 @@ def test_lr_schedule():
 def test_unknown_config_key_is_an_error():
     with pytest.raises(ValueError, match="unknown config keys: stepz"):
         load_config(None, ["stepz=3"])
+    with pytest.raises(ValueError, match="pixel_loss = 'l3': choose l1 or l2"):
+        load_config(None, ["pixel_loss='l3'"])
+
+
+def test_pixel_losses():
+    sr, hr = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
+    assert sr_loss(sr, hr, 0.0) == pytest.approx(0.5)
+    assert sr_loss(sr, hr, 0.0, "l2") == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize("amp", ["off", "bf16"])

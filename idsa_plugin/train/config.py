@@ -30,6 +30,7 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=list)
     clip: float = 1.0
     ema: float = 0.999
+    pixel_loss: str = "l1"  # l1, or l2 for a short fine-tune at the end
     fft_weight: float = 0.0
     validate_every: int = 500
     validate_sets: list[str] = field(default_factory=lambda: ["Set5"])
@@ -72,4 +73,6 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown config keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    if values.get("pixel_loss", "l1") not in ("l1", "l2"):
+        raise ValueError(f"pixel_loss = {values['pixel_loss']!r}: choose l1 or l2")
     return TrainConfig(**values)

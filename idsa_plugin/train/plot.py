@@ -42,7 +42,7 @@ def plot_metrics(csv_path: Path, png_path: Path) -> None:
     psnr = [(float(r["step"]), float(r[psnr_key])) for r in rows if psnr_key and r.get(psnr_key)]
     image = Image.new("RGB", (800, 500), "white")
     draw = ImageDraw.Draw(image)
-    _panel(draw, (40, 20, 780, 230), [("L1 loss", [s for s, _ in loss], [v for _, v in loss], "red")])
+    _panel(draw, (40, 20, 780, 230), [("training loss", [s for s, _ in loss], [v for _, v in loss], "red")])
     _panel(draw, (40, 270, 780, 480), [(f"{psnr_key or 'PSNR'} (dB)", [s for s, _ in psnr], [v for _, v in psnr], "blue")])
     image.save(png_path)
 

@@ -50,9 +50,13 @@ def lr_factor(cfg: TrainConfig, step: int, cycle_start: int = 0) -> float:
     return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def sr_loss(sr: torch.Tensor, hr: torch.Tensor, fft_weight: float) -> torch.Tensor:
-    """L1, plus an optional L1 on the 2-D FFT amplitudes and phases (as real/imag parts)."""
-    loss = F.l1_loss(sr, hr)
+PIXEL_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
+
+
+def sr_loss(sr: torch.Tensor, hr: torch.Tensor, fft_weight: float, pixel: str = "l1") -> torch.Tensor:
+    """L1 (or L2, for the short fine-tune that ends a plan: PSNR is an L2 measure), plus an optional L1 on the
+    2-D FFT amplitudes and phases (as real/imag parts)."""
+    loss = PIXEL_LOSSES[pixel](sr, hr)
     if fft_weight:
         loss = loss + fft_weight * F.l1_loss(torch.view_as_real(torch.fft.rfft2(sr.float())), torch.view_as_real(torch.fft.rfft2(hr.float())))
     return loss
@@ -244,7 +248,7 @@ class Trainer:
         lr_batch = lr_batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         hr_batch = hr_batch.to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            loss = sr_loss(self.network(lr_batch), hr_batch, cfg.fft_weight)
+            loss = sr_loss(self.network(lr_batch), hr_batch, cfg.fft_weight, cfg.pixel_loss)
         self.optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(self.optimizer)
