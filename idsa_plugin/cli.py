@@ -26,9 +26,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Arguments of a command; ``key=value`` overrides may come before and after its options
+    (argparse alone takes only one run of positionals and rejects the rest)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "overrides", None), list) and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     # Ctrl-C must stop cleanly (no half file) even when started by a shell that ignores SIGINT for
     # background jobs: a non-interactive `cmd &` inherits SIG_IGN, which Python keeps.
     signal.signal(signal.SIGINT, signal.default_int_handler)

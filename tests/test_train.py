@@ -74,6 +74,18 @@ def test_unknown_config_key_is_an_error():
         load_config(None, ["pixel_loss='l3'"])
 
 
+def test_overrides_may_come_before_and_after_the_options(capsys):
+    from idsa_plugin.cli import build_parser, parse_args
+
+    parser = build_parser()
+    args = parse_args(parser, ["train", "threads=1", "--config", "c.toml", "steps=3", "--resume", "lr=1e-3"])
+    assert (args.overrides, args.config, args.resume) == (["threads=1", "steps=3", "lr=1e-3"], "c.toml", True)
+    for wrong in (["train", "steps=3", "--bogus"], ["info", "steps=3"]):
+        with pytest.raises(SystemExit):
+            parse_args(parser, wrong)
+        assert "unrecognized arguments" in capsys.readouterr().err
+
+
 def test_pixel_losses():
     sr, hr = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
     assert sr_loss(sr, hr, 0.0) == pytest.approx(0.5)
