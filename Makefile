@@ -36,7 +36,7 @@ bench: $(STAMP)
 
 # Train every shipped model (resumable), then copy the best exports into weights/.
 weights: $(STAMP)
-	configs/train_all.sh
+	configs/train_all.sh $(VARIANTS)
 
 # Training data for configs/train_gpu.sh on the device machine (carry [".gpu-data"]); Set5/Set14 only validate.
 gpu-data:
