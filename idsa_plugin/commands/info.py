@@ -32,7 +32,7 @@ def module_cost(model: nn.Module, scale: int) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    shadow = copy.deepcopy(model).to("meta") if any(t.device.type != "meta" for t in model.parameters()) else model
+    shadow = copy.deepcopy(model).to("meta")
     x = torch.empty(1, 3, OUTPUT_SIZE[1] // scale, OUTPUT_SIZE[0] // scale, device="meta")
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         shadow(x)
