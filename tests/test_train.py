@@ -228,3 +228,21 @@ def test_a_non_finite_batch_updates_nothing(train_data, tmp_path):
     assert all(torch.equal(v, ema[k]) for k, v in trainer.ema.state_dict().items())
     assert [s["step"] for s in trainer.optimizer.state_dict()["state"].values()] == steps
     assert trainer.skipped == 1
+
+
+def test_training_curve_appends_a_runs_validations(tmp_path):
+    """benchmarks/training_curve.py --append: steps and hours continue the model's last row; checkpoint-only windows cost hours."""
+    curve, metrics = tmp_path / "curve.csv", tmp_path / "metrics.csv"
+    curve.write_text("model,session,layout,run,cpu_hours,steps,set5_psnr\nnet x2,5,L,5b,2.000,5000,36.9\n")
+    metrics.write_text("step,loss,lr,it_s,Set5_psnr,Set5_ssim\n2600,0.01,1e-4,0.5,,\n2750,0.01,1e-4,0.25,37.0,0.95\n")
+    script = Path(__file__).parents[1] / "benchmarks" / "training_curve.py"
+    cmd = [sys.executable, str(script), "--curve", str(curve), "--png", str(tmp_path / "c.png"), "--append", str(metrics),
+           "--model", "net x2", "--session", "6", "--run", "6a"]
+    missing = subprocess.run(cmd, capture_output=True, text=True)
+    assert missing.returncode == 2 and "--start-step" in missing.stderr
+    subprocess.run(cmd + ["--start-step", "2500"], check=True, capture_output=True)
+    rows = list(csv.DictReader(curve.open()))
+    assert len(rows) == 2 and (tmp_path / "c.png").stat().st_size > 0
+    # 100 steps at 0.5 it/s + 150 at 0.25 it/s = 800 s
+    assert rows[1] == {"model": "net x2", "session": "6", "layout": "L", "run": "6a", "cpu_hours": f"{2 + 800 / 3600:.3f}",
+                       "steps": "5250", "set5_psnr": "37.0"}
