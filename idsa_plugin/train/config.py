@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+PIXEL_LOSSES = {"l1": "l1_loss", "l2": "mse_loss"}  # config name -> torch.nn.functional loss, chosen by the trainer
+
 
 @dataclass
 class TrainConfig:
@@ -73,6 +75,6 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown config keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    if values.get("pixel_loss", "l1") not in ("l1", "l2"):
-        raise ValueError(f"pixel_loss = {values['pixel_loss']!r}: choose l1 or l2")
+    if values.get("pixel_loss", "l1") not in PIXEL_LOSSES:
+        raise ValueError(f"pixel_loss = {values['pixel_loss']!r}: choose {' or '.join(PIXEL_LOSSES)}")
     return TrainConfig(**values)

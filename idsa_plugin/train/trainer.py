@@ -25,7 +25,7 @@ from ..devices import cpu_accelerates_bf16, cpu_description, tune_cpu_allocator
 from ..evaluate import data_root, evaluate_set, model_upscaler
 from ..models import build_model
 from ..weights_io import read_weights, write_weights
-from .config import TrainConfig
+from .config import PIXEL_LOSSES, TrainConfig
 from .data import PairDataset, StepSampler, image_files
 
 log = logging.getLogger("idsa_plugin.train")
@@ -60,13 +60,10 @@ def compact_state(state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "model": half(state["model"]), "optimizer": optimizer}
 
 
-PIXEL_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
-
-
 def sr_loss(sr: torch.Tensor, hr: torch.Tensor, fft_weight: float, pixel: str = "l1") -> torch.Tensor:
     """L1 (or L2, for the short fine-tune that ends a plan: PSNR is an L2 measure), plus an optional L1 on the
     2-D FFT amplitudes and phases (as real/imag parts)."""
-    loss = PIXEL_LOSSES[pixel](sr, hr)
+    loss = getattr(F, PIXEL_LOSSES[pixel])(sr, hr)
     if fft_weight:
         loss = loss + fft_weight * F.l1_loss(torch.view_as_real(torch.fft.rfft2(sr.float())), torch.view_as_real(torch.fft.rfft2(hr.float())))
     return loss
