@@ -92,6 +92,20 @@ def test_fp16_overflow_is_recomputed_in_fp32(caplog):
     assert sum("overflowed" in r.message for r in caplog.records) == 1
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precisions_run_on_any_cpu(dtype):
+    """An explicit bf16 or fp16 runs on every CPU (oneDNN's fused ops take them only where the CPU has their
+    instructions: AVX2-only CPUs run aten's emulated kernels instead) and stays near fp32."""
+    from idsa_plugin import load_model
+
+    model = load_model("idsa-net-s", scale=2, device="cpu")
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    reference = Engine(model, dtype="float32", device="cpu").upscale_tensor(x)
+    out = Engine(model, dtype=dtype, device="cpu").upscale_tensor(x)
+    assert out.dtype == torch.float32 and out.shape == reference.shape
+    assert 10 * torch.log10(1 / torch.mean((out - reference) ** 2)) > 35
+
+
 def test_unavailable_device_is_a_one_line_error():
     with pytest.raises(DeviceError, match="not available"):
         resolve_device("cuda:7")

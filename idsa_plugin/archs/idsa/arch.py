@@ -27,10 +27,22 @@ from torch import nn
 AttentionMaps = list[torch.Tensor]
 
 
+@functools.cache
+def _onednn_fuses(dtype: torch.dtype) -> bool:
+    """Whether oneDNN's fused linear and conv ops take ``dtype`` on this CPU: float32 always; bf16 and fp16 only
+    where the CPU has their instructions (on an AVX2-only CPU they fail to build a primitive, measured on Zen 3)."""
+    if dtype == torch.bfloat16:
+        return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    if dtype == torch.float16:
+        return torch.ops.mkldnn._is_mkldnn_fp16_supported()
+    return dtype == torch.float32
+
+
 def _eager_cpu_inference(x: torch.Tensor) -> bool:
-    """Inference on the CPU outside tracing, compilation and autocast, where oneDNN's fused ops may stand in for aten's."""
+    """Inference on the CPU outside tracing, compilation and autocast, in a dtype that oneDNN's fused ops take here:
+    where those ops may stand in for aten's."""
     return (x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling() and not torch.is_autocast_enabled("cpu"))
+            and not torch.compiler.is_compiling() and not torch.is_autocast_enabled("cpu") and _onednn_fuses(x.dtype))
 
 
 def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
