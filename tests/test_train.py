@@ -133,10 +133,13 @@ def test_more_steps_continue_from_the_landed_state(train_data, tmp_path):
     subprocess.run(train_cmd(train_data, tmp_path / "session1", *first), check=True, capture_output=True, timeout=600)
     landed = torch.load(state, weights_only=True)
     assert landed["step"] == 6 and landed["cycle_start"] == 0
-    more = [*first, "restart_lr=1e-3", "--resume", "--more", "4"]
+    more = [*first, "lr=5e-3", "restart_lr=1e-3", "--resume", "--more", "4"]  # session 1 ran at the default lr 2e-3
     subprocess.run(train_cmd(train_data, tmp_path / "session2", *more), check=True, capture_output=True, timeout=600)
     landed = torch.load(state, weights_only=True)
     assert (landed["step"], landed["cycle_start"], landed["steps"]) == (10, 6, 10)
+    session2 = load_config(None, [*TINY, "steps=10", "lr=5e-3", "restart_lr=1e-3"])
+    logged = {int(r["step"]): float(r["lr"]) for r in csv.DictReader((tmp_path / "session2" / "tiny" / "metrics.csv").open())}
+    assert logged[9] == pytest.approx(session2.lr * lr_factor(session2, 9, cycle_start=6), rel=1e-2)  # the restart follows this lr
     assert not torch.equal(landed["model"]["head.weight"], torch.load(tmp_path / "session1" / "tiny" / "checkpoint.pt",
                                                                      weights_only=True)["model"]["head.weight"])
     cfg = load_config(None, ["steps=10", "warmup=2", "lr=2e-3", "restart_lr=1e-3", "min_lr=1e-5"])

@@ -171,8 +171,10 @@ class Trainer:
             self.cfg.steps = planned
             return
         self.cycle_start, self.cfg.steps = self.step, self.step + more
-        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
-            group["lr"] = base * lr_factor(self.cfg, self.step, self.cycle_start)
+        # the factors are relative to this config's lr, whatever lr the resumed state's schedule was built on
+        self.scheduler.base_lrs = [self.cfg.lr] * len(self.optimizer.param_groups)
+        for group in self.optimizer.param_groups:
+            group["initial_lr"], group["lr"] = self.cfg.lr, self.cfg.lr * lr_factor(self.cfg, self.step, self.cycle_start)
         log.info("%s: warm restart at step %d, %d more steps", self.cfg.name, self.step, more)
 
     def land_resume_state(self) -> None:
