@@ -6,8 +6,8 @@
 # weights on Set5 and Set14.
 # Usage: [PROCS=N] [THREADS=N] [MORE=steps] configs/train_all.sh [variant...]   (default: idsa-net, then idsa-net-s)
 #   PROCS=N: N data-parallel processes (torchrun, gloo) of one thread each, each taking 1/N of the config's
-#   batch, so the step is the same; on the 2-core Zen 3, PROCS=2 ran idsa-net x2 2.2x as many steps per
-#   second as one 1-thread trainer (session 6). THREADS=N (one process; 0 = all cores) otherwise.
+#   batch, so the step is the same; on the 2-core Zen 3, PROCS=2 ran idsa-net x2 at 0.31 it/s, against
+#   0.12-0.14 for each of two 1-thread trainers side by side (session 6). THREADS=N (one process; 0 = all cores) otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 variants=("${@:-idsa-net idsa-net-s}")  # the paper's model first: its curve still climbs (sessions 5-6)
