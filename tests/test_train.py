@@ -179,6 +179,39 @@ def test_ddp_two_processes_end_identical(train_data, tmp_path):
     assert any(not torch.equal(fresh[k], rank0[k]) for k in rank0)  # the EMA export differs from the raw weights
 
 
+def worker_with_rank(launcher: subprocess.Popen, rank: int) -> int:
+    """The pid of the torchrun worker that holds ``rank``."""
+    children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split()
+    for pid in children:
+        if f"RANK={rank}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+            return int(pid)
+    raise AssertionError(f"no worker with RANK={rank} among {children}")
+
+
+def test_ddp_stop_on_one_rank_stops_both(train_data, tmp_path):
+    """Fault: a SIGTERM to one DDP rank stopped only that rank; the other failed in its next all-reduce, and the run with it."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518", "-m", "idsa_plugin.cli",
+           *train_cmd(train_data, tmp_path, "steps=100000", "checkpoint_every=2", "validate_every=100000")[3:]]
+    launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    checkpoint = tmp_path / "tiny" / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and time.monotonic() < deadline and launcher.poll() is None:
+        time.sleep(0.05)
+    os.kill(worker_with_rank(launcher, 1), signal.SIGTERM)
+    try:
+        _, stderr = launcher.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        launcher.kill()
+        raise AssertionError("rank 0 kept waiting after rank 1 was stopped") from None
+    assert launcher.returncode == 0, stderr[-2000:]
+    rank0, meta0 = read_weights(tmp_path / "tiny" / "last-rank0.safetensors")
+    rank1, meta1 = read_weights(tmp_path / "tiny" / "last-rank1.safetensors")
+    stopped_at = torch.load(checkpoint, weights_only=True)["step"]
+    assert meta0["step"] == meta1["step"] == str(stopped_at) and 2 <= stopped_at < 100000
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+
+
 def test_init_from_copies_the_body_across_scales(tmp_path):
     from idsa_plugin.builtin import shipped_weights
     from idsa_plugin.models import build_model

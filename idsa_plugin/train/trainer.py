@@ -278,8 +278,16 @@ class Trainer:
     def _request_stop(self, *_: Any) -> None:
         self.stop_requested = True
 
+    def stop_agreed(self) -> bool:
+        """Whether any rank was asked to stop; all ranks answer alike, so none is left waiting in an all-reduce."""
+        if self.world == 1:
+            return self.stop_requested
+        flag = torch.tensor([float(self.stop_requested)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
     def train(self, resume: bool = False, more: int = 0) -> Path:
-        """Train to ``cfg.steps``, or ``more`` steps past the resumed state (or until SIGINT/SIGTERM: then checkpoint and return)."""
+        """Train to ``cfg.steps``, or ``more`` steps past the resumed state (or until SIGINT/SIGTERM to any rank: then checkpoint and return)."""
         cfg = self.cfg
         planned = self.load_checkpoint() if resume else None
         if more:
@@ -300,7 +308,7 @@ class Trainer:
         try:
             self.network.train()
             for lr_batch, hr_batch in loader:
-                if self.step >= cfg.steps or self.stop_requested:
+                if self.step >= cfg.steps or self.stop_agreed():
                     break
                 loss = self.optimize(lr_batch, hr_batch, scaler)
                 self.step += 1
