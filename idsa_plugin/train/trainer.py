@@ -69,6 +69,14 @@ def sr_loss(sr: torch.Tensor, hr: torch.Tensor, fft_weight: float, pixel: str = 
     return loss
 
 
+def keep_pointwise_kernels_contiguous(model: nn.Module) -> None:
+    """Give 1x1 conv kernels contiguous strides: the same memory as channels_last, but the strides their gradients
+    come with, so that DDP's buckets match them (otherwise it warns and copies every gradient)."""
+    for param in model.parameters():
+        if param.dim() == 4 and param.shape[2:] == (1, 1):
+            param.data = param.data.clone(memory_format=torch.contiguous_format)
+
+
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast precision of ``amp`` (``auto``, ``bf16``, ``fp16`` or ``off``) on ``device``, None for fp32.
 
@@ -126,6 +134,7 @@ class Trainer:
         self.tensorboard: Any = None
         self.network: nn.Module = self.model
         if self.world > 1:
+            keep_pointwise_kernels_contiguous(self.model)
             self.network = nn.parallel.DistributedDataParallel(self.model)
         if cfg.compile:
             self.network = torch.compile(self.network)
