@@ -1,4 +1,4 @@
-"""Training step speed on this machine: what small patches and ``torch.compile`` buy, side by side.
+"""Training step speed on this machine: what bf16 autocast, small patches and ``torch.compile`` buy, side by side.
 
     .venv/bin/python benchmarks/bench_train.py [--models idsa-net-s idsa-net imdn] [--threads 2] [--steps 10]
 
@@ -13,10 +13,11 @@ import time
 
 import torch
 
+from idsa_plugin.devices import cpu_accelerates_bf16, cpu_description
 from idsa_plugin.models import build_model
 
 
-def steps_per_second(name: str, scale: int, patch: int, compiled: bool, steps: int) -> tuple[float, float]:
+def steps_per_second(name: str, scale: int, patch: int, bf16: bool, compiled: bool, steps: int) -> tuple[float, float]:
     """Measured it/s after warm-up, and the seconds the warm-up (compilation included) took."""
     torch.manual_seed(0)
     model = build_model(name, scale).to(memory_format=torch.channels_last).train()
@@ -26,7 +27,8 @@ def steps_per_second(name: str, scale: int, patch: int, compiled: bool, steps: i
     hr = torch.rand(16, 3, patch * scale, patch * scale)
 
     def step() -> None:
-        loss = torch.nn.functional.l1_loss(network(lr), hr)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.l1_loss(network(lr).float(), hr)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -49,14 +51,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"batch 16, x{args.scale}, fp32, {args.threads} thread(s), {args.steps} timed steps after 2 warm-up steps")
-    print(f"{'model':<12} {'LR patch':>8} {'compile':>8} {'it/s':>7} {'vs eager 48':>12} {'warm-up s':>10}")
+    print(cpu_description())
+    print(f"batch 16, x{args.scale}, {args.threads} thread(s), {args.steps} timed steps after 2 warm-up steps")
+    precisions = (False, True) if cpu_accelerates_bf16() else (False,)
+    print(f"{'model':<12} {'LR patch':>8} {'amp':>5} {'compile':>8} {'it/s':>7} {'vs fp32 48':>11} {'warm-up s':>10}")
     for name in args.models:
         base = None
-        for patch, compiled in ((48, False), (32, False), (32, True)):
-            its, warmup = steps_per_second(name, args.scale, patch, compiled, args.steps)
+        for patch, bf16, compiled in [(p, b, c) for p in (48, 32) for b in precisions for c in (False, True) if p == 32 or not c]:
+            its, warmup = steps_per_second(name, args.scale, patch, bf16, compiled, args.steps)
             base = base or its
-            print(f"{name:<12} {patch:>8} {str(compiled):>8} {its:>7.2f} {its / base:>11.2f}x {warmup:>10.1f}", flush=True)
+            amp = "bf16" if bf16 else "fp32"
+            print(f"{name:<12} {patch:>8} {amp:>5} {str(compiled):>8} {its:>7.2f} {its / base:>10.2f}x {warmup:>10.1f}", flush=True)
 
 
 if __name__ == "__main__":
