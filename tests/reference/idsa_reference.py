@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 AttentionMaps = list[torch.Tensor]
+FEATURE_BOUND = 16.0  # clamp of the SMU gate and of every block's output
 
 
 class BSConv(nn.Module):
@@ -104,7 +105,7 @@ class WindowAttention(nn.Module):
 
 
 class SequenceModelingUnit(nn.Module):
-    """Gated depthwise-conv feed-forward: gelu(gate) * dwconv(value), projected back."""
+    """Gated depthwise-conv feed-forward: min(gelu(gate), FEATURE_BOUND) * dwconv(value), projected back."""
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
@@ -114,7 +115,7 @@ class SequenceModelingUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         value, gate = self.fc1(x).chunk(2, dim=1)
-        return self.fc2(F.gelu(gate) * self.dw(value))
+        return self.fc2(F.gelu(gate).clamp(max=FEATURE_BOUND) * self.dw(value))
 
 
 class LKCIP(nn.Module):
@@ -212,7 +213,7 @@ class ASDB(nn.Module):
             new_maps.append(m)
         distilled.append(self.last(f))
         y = self.inha(self.lkcip(torch.cat(distilled, dim=1)))
-        return x + y, new_maps
+        return (x + y).clamp(-FEATURE_BOUND, FEATURE_BOUND), new_maps
 
 
 class IDSANet(nn.Module):
