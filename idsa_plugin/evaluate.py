@@ -162,3 +162,22 @@ def evaluate(upscale: Upscaler, data: Path, sets: Iterable[str], scale: int,
              save_dir: str | os.PathLike | None = None, legacy_grey: bool = False) -> list[SetResult]:
     """Evaluate on several sets found under ``data/benchmarks``."""
     return [evaluate_set(upscale, data / "benchmarks" / name, scale, save_dir, legacy_grey) for name in sets]
+
+
+def pattern_probes(scale: int) -> dict[str, np.ndarray]:
+    """Synthetic HR probes, 32x48 LR pixels at ``scale``: uniform noise, and black-and-white checkerboard and
+    vertical stripes with cells of ``scale`` pixels (pixel checkerboards and stripes once downscaled)."""
+    h, w = 32 * scale, 48 * scale
+    rows, cols = np.mgrid[:h, :w] // scale
+    checker, stripes = (rows + cols) % 2, cols % 2
+    return {
+        "noise": np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8),
+        "checkerboard": np.repeat(checker[..., None] * 255, 3, axis=2).astype(np.uint8),
+        "stripes": np.repeat(stripes[..., None] * 255, 3, axis=2).astype(np.uint8),
+    }
+
+
+def pattern_scores(upscale: Upscaler, scale: int) -> dict[str, float]:
+    """Y-PSNR of ``upscale`` on each of :func:`pattern_probes`, scored as the benchmark sets are."""
+    return {name: round(y_metrics(upscale(imresize(hr, 1 / scale)), hr, scale)[0], 2)
+            for name, hr in pattern_probes(scale).items()}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -133,10 +135,12 @@ def test_more_steps_continue_from_the_landed_state(train_data, tmp_path):
     subprocess.run(train_cmd(train_data, tmp_path / "session1", *first), check=True, capture_output=True, timeout=600)
     landed = torch.load(state, weights_only=True)
     assert landed["step"] == 6 and landed["cycle_start"] == 0
+    torch.save({**landed, "best_psnr": 99.0}, state)  # a best the restart cannot reach: its own best is still exported
     more = [*first, "lr=5e-3", "restart_lr=1e-3", "--resume", "--more", "4"]  # session 1 ran at the default lr 2e-3
     subprocess.run(train_cmd(train_data, tmp_path / "session2", *more), check=True, capture_output=True, timeout=600)
     landed = torch.load(state, weights_only=True)
     assert (landed["step"], landed["cycle_start"], landed["steps"]) == (10, 6, 10)
+    assert read_weights(tmp_path / "session2" / "tiny" / "best.safetensors")[1]["steps"] == "10"
     session2 = load_config(None, [*TINY, "steps=10", "lr=5e-3", "restart_lr=1e-3"])
     logged = {int(r["step"]): float(r["lr"]) for r in csv.DictReader((tmp_path / "session2" / "tiny" / "metrics.csv").open())}
     assert logged[9] == pytest.approx(session2.lr * lr_factor(session2, 9, cycle_start=6), rel=1e-2)  # the restart follows this lr
@@ -146,6 +150,32 @@ def test_more_steps_continue_from_the_landed_state(train_data, tmp_path):
     assert lr_factor(cfg, 6, cycle_start=6) == pytest.approx(0.25)  # warm-up again, to restart_lr / lr = 0.5
     assert lr_factor(cfg, 8, cycle_start=6) == pytest.approx(0.5)
     assert lr_factor(cfg, 10, cycle_start=6) == pytest.approx(cfg.min_lr / cfg.lr)
+
+
+def test_pattern_crops_are_painted_two_colour_and_downscaled_again(train_data):
+    """A painted rectangle covers at least half of each side in two colours, and with pattern_prob=1 every LR crop
+    is exactly the MATLAB bicubic of its painted HR crop, taken before the crop's flip and rotation (imresize rounds
+    and clips between its height and width passes, so a rotation changes saturated edges by a few levels)."""
+    from idsa_plugin.imresize import imresize
+    from idsa_plugin.train.data import PairDataset, image_files, paint_pattern
+
+    grey = np.full((48, 60, 3), 128, np.uint8)
+    for seed in range(8):
+        changed = (paint_pattern(grey, np.random.default_rng(seed), 3) != 128).any(axis=2)
+        rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+        assert np.ptp(rows) + 1 >= 24 and np.ptp(cols) + 1 >= 30
+        assert len(np.unique(paint_pattern(grey, np.random.default_rng(seed), 3).reshape(-1, 3), axis=0)) <= 3
+    dataset = PairDataset(image_files([train_data / "train" / "mini"]), 3, 16, seed=1, pattern_prob=1.0)
+    to_uint8 = lambda t: (t.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()  # noqa: E731
+    def transforms(a: np.ndarray) -> list[np.ndarray]:  # the 8 flips and rotations of dataset.__getitem__, in order
+        return [np.rot90(f, k) for f in (a, a[:, ::-1]) for k in range(4)]
+
+    def inverse_transforms(a: np.ndarray) -> list[np.ndarray]:
+        return [np.rot90(a, -k)[:, ::-1] if flip else np.rot90(a, -k) for flip in (0, 1) for k in range(4)]
+
+    for i in range(4):
+        lr, hr = map(to_uint8, dataset[i])
+        assert any(np.array_equal(t, lr) for t in (transforms(imresize(h, 1 / 3))[j] for j, h in enumerate(inverse_transforms(hr))))
 
 
 def test_promotion_needs_both_selection_sets(data_dir, tmp_path):
@@ -163,6 +193,26 @@ def test_promotion_needs_both_selection_sets(data_dir, tmp_path):
     promoted_state, promoted_meta = read_weights(target)
     assert all(torch.equal(promoted_state[k], state[k]) for k in state)
     assert {"Set5_psnr", "Set14_psnr"} <= set(json.loads(promoted_meta["metrics"]))
+
+
+def test_promotion_refuses_weights_that_wreck_patterns(data_dir, tmp_path, monkeypatch):
+    """Without the feature bound, the shipped idsa-net-s x4 blows up on the pixel checkerboard (1e17, saturated
+    output: 5.6 dB, bicubic 8.9): better than nothing on Set5/Set14, it is still refused, for the checkerboard;
+    with the bound (7.6 dB there, the same scores on photographs) it is promoted."""
+    from idsa_plugin.archs.idsa import arch
+    from idsa_plugin.train.promote import pattern_failures, promote, selection_scores
+
+    shipped = Path(load_model("idsa-net-s", scale=4, device="cpu").idsa_info.weights)
+    target = tmp_path / "target.safetensors"
+    monkeypatch.setattr(arch, "FEATURE_BOUND", math.inf)
+    unbounded = selection_scores(shipped, data_dir)
+    assert [f.split()[0] for f in pattern_failures(unbounded, None, 4)] == ["checkerboard"]
+    assert not promote(shipped, target, data_dir) and not target.exists()
+    monkeypatch.undo()
+    bounded = selection_scores(shipped, data_dir)
+    assert bounded["Set5_psnr"] == unbounded["Set5_psnr"]  # the bound does not bite on photographs
+    assert pattern_failures(bounded, None, 4) == []
+    assert promote(shipped, target, data_dir) and target.exists()
 
 
 def test_ddp_two_processes_end_identical(train_data, tmp_path):
