@@ -19,6 +19,7 @@ class TrainConfig:
     train_dirs: list[str] = field(default_factory=lambda: ["train/T91", "train/BSD200"])
     data: str = ""
     lr_patch: int = 48
+    pattern_prob: float = 0.0  # share of crops painted with checkerboards/stripes (PairDataset)
     batch: int = 16
     workers: int = 1
     seed: int = 0

@@ -175,11 +175,12 @@ class Trainer:
         return int(state.get("steps", json.loads(state["config"])["steps"]))
 
     def plan_more(self, more: int, planned: int | None) -> None:
-        """``more`` steps from here in a new warm-restart cycle, unless an interrupted cycle (to ``planned``) is unfinished."""
+        """``more`` steps from here in a new warm-restart cycle, unless an interrupted cycle (to ``planned``) is unfinished.
+        The cycle picks its own best export (promotion then weighs it against the landed weights)."""
         if planned is not None and self.step < planned:
             self.cfg.steps = planned
             return
-        self.cycle_start, self.cfg.steps = self.step, self.step + more
+        self.cycle_start, self.cfg.steps, self.best_psnr = self.step, self.step + more, -math.inf
         # the factors are relative to this config's lr, whatever lr the resumed state's schedule was built on
         self.scheduler.base_lrs = [self.cfg.lr] * len(self.optimizer.param_groups)
         for group in self.optimizer.param_groups:
@@ -303,7 +304,7 @@ class Trainer:
             self.plan_more(more, planned)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.open_tensorboard()
-        dataset = PairDataset(image_files(self.data / d for d in cfg.train_dirs), cfg.scale, cfg.lr_patch, cfg.seed)
+        dataset = PairDataset(image_files(self.data / d for d in cfg.train_dirs), cfg.scale, cfg.lr_patch, cfg.seed, cfg.pattern_prob)
         loader = DataLoader(dataset, batch_size=cfg.batch, sampler=StepSampler(cfg.batch, self.step, self.rank, self.world),
                             num_workers=cfg.workers, pin_memory=self.device.type == "cuda", persistent_workers=cfg.workers > 0)
         on_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers can only go there
