@@ -164,12 +164,17 @@ def evaluate(upscale: Upscaler, data: Path, sets: Iterable[str], scale: int,
     return [evaluate_set(upscale, data / "benchmarks" / name, scale, save_dir, legacy_grey) for name in sets]
 
 
+def two_colour_cells(height: int, width: int, cell: int, checkerboard: bool) -> np.ndarray:
+    """A (height, width) map of 0/1 square cells of ``cell`` pixels: a checkerboard, else vertical stripes."""
+    rows, cols = np.mgrid[:height, :width] // cell
+    return (rows + cols) % 2 if checkerboard else cols % 2
+
+
 def pattern_probes(scale: int) -> dict[str, np.ndarray]:
     """Synthetic HR probes, 32x48 LR pixels at ``scale``: uniform noise, and black-and-white checkerboard and
     vertical stripes with cells of ``scale`` pixels (pixel checkerboards and stripes once downscaled)."""
     h, w = 32 * scale, 48 * scale
-    rows, cols = np.mgrid[:h, :w] // scale
-    checker, stripes = (rows + cols) % 2, cols % 2
+    checker, stripes = two_colour_cells(h, w, scale, True), two_colour_cells(h, w, scale, False)
     return {
         "noise": np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8),
         "checkerboard": np.repeat(checker[..., None] * 255, 3, axis=2).astype(np.uint8),

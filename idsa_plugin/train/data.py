@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..evaluate import IMAGE_SUFFIXES, load_rgb
+from ..evaluate import IMAGE_SUFFIXES, load_rgb, two_colour_cells
 from ..imresize import imresize, modcrop
 
 
@@ -37,8 +37,7 @@ def paint_pattern(hr: np.ndarray, rng: np.random.Generator, scale: int) -> np.nd
     h, w = hr.shape[:2]
     ph, pw = rng.integers(h // 2, h + 1), rng.integers(w // 2, w + 1)
     y, x = rng.integers(h - ph + 1), rng.integers(w - pw + 1)
-    rows, cols = np.mgrid[:ph, :pw] // rng.integers(1, 2 * scale + 1)
-    cells = (rows + cols) % 2 if rng.integers(2) else cols % 2
+    cells = two_colour_cells(ph, pw, rng.integers(1, 2 * scale + 1), checkerboard=bool(rng.integers(2)))
     painted = hr.copy()
     painted[y:y + ph, x:x + pw] = rng.integers(0, 256, (2, hr.shape[2]), dtype=np.uint8)[cells]
     return painted
