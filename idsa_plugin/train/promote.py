@@ -33,11 +33,12 @@ def selection_scores(weights: str | os.PathLike, data: Path) -> dict[str, float]
 
 def model_scores(model: torch.nn.Module, data: Path) -> dict[str, float]:
     """:func:`selection_scores` of a loaded model."""
+    upscale, scale = model_upscaler(model), model.idsa_info.scale
     scores: dict[str, float] = {}
     for name in SELECTION_SETS:
-        result = evaluate_set(model_upscaler(model), data / "benchmarks" / name, model.idsa_info.scale)
+        result = evaluate_set(upscale, data / "benchmarks" / name, scale)
         scores[f"{name}_psnr"], scores[f"{name}_ssim"] = round(result.psnr, 4), round(result.ssim, 5)
-    scores.update({f"pattern_{k}_psnr": v for k, v in pattern_scores(model_upscaler(model), model.idsa_info.scale).items()})
+    scores.update({f"pattern_{k}_psnr": v for k, v in pattern_scores(upscale, scale).items()})
     return scores
 
 
