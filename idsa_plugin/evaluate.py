@@ -170,16 +170,17 @@ def two_colour_cells(height: int, width: int, cell: int, checkerboard: bool) -> 
     return (rows + cols) % 2 if checkerboard else cols % 2
 
 
+PATTERN_NAMES = ("noise", "checkerboard", "stripes")  # the probes of pattern_probes, in order
+
+
 def pattern_probes(scale: int) -> dict[str, np.ndarray]:
     """Synthetic HR probes, 32x48 LR pixels at ``scale``: uniform noise, and black-and-white checkerboard and
     vertical stripes with cells of ``scale`` pixels (pixel checkerboards and stripes once downscaled)."""
     h, w = 32 * scale, 48 * scale
     checker, stripes = two_colour_cells(h, w, scale, True), two_colour_cells(h, w, scale, False)
-    return {
-        "noise": np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8),
-        "checkerboard": np.repeat(checker[..., None] * 255, 3, axis=2).astype(np.uint8),
-        "stripes": np.repeat(stripes[..., None] * 255, 3, axis=2).astype(np.uint8),
-    }
+    noise = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    painted = [np.repeat(cells[..., None] * 255, 3, axis=2).astype(np.uint8) for cells in (checker, stripes)]
+    return dict(zip(PATTERN_NAMES, [noise, *painted], strict=True))
 
 
 def pattern_scores(upscale: Upscaler, scale: int) -> dict[str, float]:

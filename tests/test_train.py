@@ -295,6 +295,32 @@ def test_training_off_the_main_thread(train_data, tmp_path):
     assert torch.load(tmp_path / "tiny" / "checkpoint.pt", weights_only=True)["step"] == 2
 
 
+def test_best_export_passes_the_patterns_first(train_data, tmp_path):
+    """Each validation scores the synthetic patterns (metrics.csv and the export's metadata); a validation that
+    passes them (within 3 dB of bicubic) replaces a best that did not, even with a lower Set5 (a cycle's
+    highest-Set5 export could fail the stripes and be refused while a later one passed)."""
+    from idsa_plugin.evaluate import PATTERN_NAMES, bicubic_upscaler, pattern_scores
+    from idsa_plugin.train import Trainer
+
+    options = [f"data='{train_data}'", f"out='{tmp_path}'", "train_dirs=['train/mini']", "name='tiny'", *TINY,
+               "checkpoint_every=2", "validate_every=2", "progress=false"]
+    Trainer(load_config(None, [*options, "steps=4"])).train()
+    checkpoint = tmp_path / "tiny" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save({**state, "best_psnr": 99.0, "best_passes": False}, checkpoint)  # a best no validation reaches, failing the patterns
+    Trainer(load_config(None, [*options, "steps=8"])).train(resume=True)
+    rows = list(csv.DictReader((tmp_path / "tiny" / "metrics.csv").open()))
+    columns = [f"pattern_{name}_psnr" for name in PATTERN_NAMES]
+    assert [int(r["step"]) for r in rows] == [2, 4, 6, 8] and all(math.isfinite(float(r[c])) for r in rows for c in columns)
+    floors = pattern_scores(bicubic_upscaler(2), 2)
+    passing = [r for r in rows[2:] if all(float(r[f"pattern_{n}_psnr"]) >= floors[n] - 3.0 for n in PATTERN_NAMES)]
+    assert passing, "the tiny model fails the patterns: the test needs a validation that passes them"
+    _, metadata = read_weights(tmp_path / "tiny" / "best.safetensors")
+    best = max(passing, key=lambda r: float(r["Set5_psnr"]))
+    assert metadata["steps"] == best["step"]
+    assert json.loads(metadata["metrics"])["pattern_stripes_psnr"] == float(best["pattern_stripes_psnr"])
+
+
 def test_a_non_finite_batch_updates_nothing(train_data, tmp_path):
     """A NaN loss or gradient skips the update: weights, optimizer state and EMA stay as they were (a run
     whose loss went NaN once poisoned every later checkpoint and export)."""

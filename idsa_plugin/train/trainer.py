@@ -22,11 +22,12 @@ from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
 from ..devices import cpu_accelerates_bf16, cpu_description, tune_cpu_allocator
-from ..evaluate import data_root, evaluate_set, model_upscaler
+from ..evaluate import PATTERN_NAMES, data_root, evaluate_set, model_upscaler, pattern_scores
 from ..models import build_model
 from ..weights_io import read_weights, write_weights
 from .config import PIXEL_LOSSES, TrainConfig
 from .data import PairDataset, StepSampler, image_files
+from .promote import pattern_failures
 
 log = logging.getLogger("idsa_plugin.train")
 CHECKPOINT = "checkpoint.pt"
@@ -127,7 +128,7 @@ class Trainer:
             log.info("initialised from %s; %d tensors left fresh: %s", cfg.init_from, len(missing), ", ".join(missing))
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.step, self.best_psnr, self.cycle_start, self.skipped = 0, -math.inf, 0, 0
+        self.step, self.best_psnr, self.best_passes, self.cycle_start, self.skipped = 0, -math.inf, False, 0, 0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(cfg, s, self.cycle_start))
         self.run_dir = cfg.run_dir
         self.stop_requested = False
@@ -144,7 +145,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(), "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "step": self.step, "best_psnr": self.best_psnr, "torch_rng": torch.get_rng_state(),
+            "step": self.step, "best_psnr": self.best_psnr, "best_passes": self.best_passes, "torch_rng": torch.get_rng_state(),
             "cycle_start": self.cycle_start, "steps": self.cfg.steps,
             "config": json.dumps(dataclasses.asdict(self.cfg)),
         }
@@ -169,6 +170,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.best_psnr = int(state["step"]), float(state["best_psnr"])
+        self.best_passes = bool(state.get("best_passes", False))  # states from before the patterns were validated
         self.cycle_start = int(state.get("cycle_start", 0))
         torch.set_rng_state(state["torch_rng"].cpu())
         log.info("resumed %s at step %d from %s", self.cfg.name, self.step, path)
@@ -176,11 +178,12 @@ class Trainer:
 
     def plan_more(self, more: int, planned: int | None) -> None:
         """``more`` steps from here in a new warm-restart cycle, unless an interrupted cycle (to ``planned``) is unfinished.
-        The cycle picks its own best export (promotion then weighs it against the landed weights)."""
+        The cycle picks its own best export, the highest Set5 among the validations that pass the patterns (within
+        3 dB of bicubic), any validation while none has; promotion then weighs it against the landed weights."""
         if planned is not None and self.step < planned:
             self.cfg.steps = planned
             return
-        self.cycle_start, self.cfg.steps, self.best_psnr = self.step, self.step + more, -math.inf
+        self.cycle_start, self.cfg.steps, self.best_psnr, self.best_passes = self.step, self.step + more, -math.inf, False
         # the factors are relative to this config's lr, whatever lr the resumed state's schedule was built on
         self.scheduler.base_lrs = [self.cfg.lr] * len(self.optimizer.param_groups)
         for group in self.optimizer.param_groups:
@@ -218,11 +221,13 @@ class Trainer:
         write_weights(path, self.ema.state_dict(), self.metadata(metrics))
 
     def validate(self) -> dict[str, float]:
+        """The EMA's Y-PSNR/SSIM on the validation sets and its Y-PSNR on the synthetic patterns promotion checks."""
         upscale = model_upscaler(self.ema)
         results = {}
         for name in self.cfg.validate_sets:
             r = evaluate_set(upscale, self.data / "benchmarks" / name, self.cfg.scale)
             results[f"{name}_psnr"], results[f"{name}_ssim"] = round(r.psnr, 4), round(r.ssim, 5)
+        results.update({f"pattern_{k}_psnr": v for k, v in pattern_scores(upscale, self.cfg.scale).items()})
         return results
 
     def open_tensorboard(self) -> None:
@@ -237,8 +242,13 @@ class Trainer:
 
     def log_row(self, row: dict[str, Any]) -> None:
         path = self.run_dir / "metrics.csv"
-        fields = ["step", "loss", "lr", "it_s"] + [f"{s}_{m}" for s in self.cfg.validate_sets for m in ("psnr", "ssim")]
         new = not path.exists()
+        if new:
+            fields = ["step", "loss", "lr", "it_s"] + [f"{s}_{m}" for s in self.cfg.validate_sets for m in ("psnr", "ssim")]
+            fields += [f"pattern_{name}_psnr" for name in PATTERN_NAMES]
+        else:  # a run resumed keeps its columns
+            with open(path, newline="") as f:
+                fields = next(csv.reader(f))
         with open(path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new:
@@ -350,11 +360,12 @@ class Trainer:
         if self.rank == 0 and (self.step % self.cfg.validate_every == 0 or self.step == self.cfg.steps):
             metrics = self.validate()
             row.update(metrics)
-            key = f"{self.cfg.validate_sets[0]}_psnr"
-            if metrics[key] > self.best_psnr:
-                self.best_psnr = metrics[key]
+            failures = pattern_failures(metrics, None, self.cfg.scale)
+            psnr = metrics[f"{self.cfg.validate_sets[0]}_psnr"]
+            if (not failures, psnr) > (self.best_passes, self.best_psnr):
+                self.best_psnr, self.best_passes = psnr, not failures
                 self.export(self.run_dir / "best.safetensors", {**metrics, "step": self.step})
-            log.info("step %d: %s", self.step, metrics)
+            log.info("step %d: %s%s", self.step, metrics, f"; patterns failed: {', '.join(failures)}" if failures else "")
         if self.rank == 0:
             self.log_row(row)
             from .plot import plot_metrics
