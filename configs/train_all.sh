@@ -3,9 +3,11 @@
 # from the x2 weights when they have no state yet), each resumed from its landed state in resume/
 # (or its run's checkpoint), trained MORE steps as a warm restart (an interrupted run is finished first),
 # its state landed again, and its best EMA export promoted into weights/ only if it beats the landed
-# weights on Set5 and Set14. Then a closing cycle of FINISH steps (default 500; 0 skips it) at 2e-4 with
+# weights on Set5 and Set14. Then a closing cycle of FINISH steps (default 1000; 0 skips it) at 3e-4 with
 # pattern_prob = 0.1 teaches the pixel checkerboards and stripes that promotion checks: with pattern crops in
-# the whole cycle idsa-net x2 lost 0.067 dB on Set5 (session 11's A/B), without any it failed the checkerboard probe.
+# the whole cycle idsa-net x2 lost 0.067 dB on Set5 (session 11's A/B), without any it failed the checkerboard probe;
+# at x4, 500 steps at 2e-4 left the checkerboard failing, 1000 at 3e-4 passed from their 500th step (session 12).
+# Each cycle's best export is its highest Set5 among the validations that pass the patterns.
 # Usage: [PROCS=N] [THREADS=N] [MORE=steps] [FINISH=steps] configs/train_all.sh [variant...]   (default: idsa-net, then idsa-net-s)
 #   PROCS=N: N data-parallel processes (torchrun, gloo) of one thread each, each taking 1/N of the config's
 #   batch, so the step is the same; on the 2-core Zen 3, PROCS=2 ran idsa-net x2 at 0.31 it/s, against
@@ -31,8 +33,8 @@ for variant in ${variants[@]}; do
   for scale in 2 4 3; do
     config="configs/$variant-x$scale.toml"
     train "$config" "$variant-x$scale" --more "${MORE:-2000}"
-    if [ "${FINISH:-500}" -gt 0 ]; then
-      train "$config" "$variant-x$scale" --more "$FINISH" restart_lr=2e-4 pattern_prob=0.1
+    if [ "${FINISH:-1000}" -gt 0 ]; then
+      train "$config" "$variant-x$scale" --more "${FINISH:-1000}" restart_lr=3e-4 pattern_prob=0.1
     fi
   done
 done
