@@ -16,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 variants=("${@:-idsa-net idsa-net-s}")  # the paper's model first: its curve still climbs (sessions 5-6)
 procs="${PROCS:-1}"
+finish="${FINISH:-1000}"
 # train CONFIG MODEL [--more N] [key=value ...]: one warm-restart cycle, promoted into weights/MODEL.safetensors
 train() {
   local config="$1" model="$2"; shift 2
@@ -33,8 +34,8 @@ for variant in ${variants[@]}; do
   for scale in 2 4 3; do
     config="configs/$variant-x$scale.toml"
     train "$config" "$variant-x$scale" --more "${MORE:-2000}"
-    if [ "${FINISH:-1000}" -gt 0 ]; then
-      train "$config" "$variant-x$scale" --more "${FINISH:-1000}" restart_lr=3e-4 pattern_prob=0.1
+    if [ "$finish" -gt 0 ]; then
+      train "$config" "$variant-x$scale" --more "$finish" restart_lr=3e-4 pattern_prob=0.1
     fi
   done
 done

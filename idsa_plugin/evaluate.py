@@ -171,6 +171,7 @@ def two_colour_cells(height: int, width: int, cell: int, checkerboard: bool) -> 
 
 
 PATTERN_NAMES = ("noise", "checkerboard", "stripes")  # the probes of pattern_probes, in order
+PATTERN_METRICS = tuple(f"pattern_{name}_psnr" for name in PATTERN_NAMES)  # their keys in metrics and metadata
 
 
 def pattern_probes(scale: int) -> dict[str, np.ndarray]:
@@ -181,6 +182,11 @@ def pattern_probes(scale: int) -> dict[str, np.ndarray]:
     noise = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
     painted = [np.repeat(cells[..., None] * 255, 3, axis=2).astype(np.uint8) for cells in (checker, stripes)]
     return dict(zip(PATTERN_NAMES, [noise, *painted], strict=True))
+
+
+def pattern_metrics(upscale: Upscaler, scale: int) -> dict[str, float]:
+    """:func:`pattern_scores` under the keys of ``PATTERN_METRICS``."""
+    return {key: score for key, score in zip(PATTERN_METRICS, pattern_scores(upscale, scale).values(), strict=True)}
 
 
 def pattern_scores(upscale: Upscaler, scale: int) -> dict[str, float]:

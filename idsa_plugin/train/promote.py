@@ -10,13 +10,14 @@ the scores measured here, so the metadata always says what ``idsa-sr eval`` meas
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
 
 import torch
 
-from ..evaluate import bicubic_upscaler, evaluate_set, model_upscaler, pattern_scores
+from ..evaluate import bicubic_upscaler, evaluate_set, model_upscaler, pattern_metrics, pattern_scores
 from ..models import load_model
 from ..weights_io import metadata_json, read_weights, write_weights
 
@@ -38,13 +39,19 @@ def model_scores(model: torch.nn.Module, data: Path) -> dict[str, float]:
     for name in SELECTION_SETS:
         result = evaluate_set(upscale, data / "benchmarks" / name, scale)
         scores[f"{name}_psnr"], scores[f"{name}_ssim"] = round(result.psnr, 4), round(result.ssim, 5)
-    scores.update({f"pattern_{k}_psnr": v for k, v in pattern_scores(upscale, scale).items()})
+    scores.update(pattern_metrics(upscale, scale))
     return scores
+
+
+@functools.cache
+def bicubic_pattern_scores(scale: int) -> dict[str, float]:
+    """Bicubic's :func:`~idsa_plugin.evaluate.pattern_scores`, the floor of :func:`pattern_failures` (computed once per scale)."""
+    return pattern_scores(bicubic_upscaler(scale), scale)
 
 
 def pattern_failures(new: dict[str, float], old: dict[str, float] | None, scale: int) -> list[str]:
     """The patterns on which ``new`` falls more than the tolerance below both ``old`` (if any) and bicubic."""
-    bicubic = pattern_scores(bicubic_upscaler(scale), scale)
+    bicubic = bicubic_pattern_scores(scale)
     failures = []
     for name, floor in bicubic.items():
         key = f"pattern_{name}_psnr"

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
 from ..devices import cpu_accelerates_bf16, cpu_description, tune_cpu_allocator
-from ..evaluate import PATTERN_NAMES, data_root, evaluate_set, model_upscaler, pattern_scores
+from ..evaluate import PATTERN_METRICS, data_root, evaluate_set, model_upscaler, pattern_metrics
 from ..models import build_model
 from ..weights_io import read_weights, write_weights
 from .config import PIXEL_LOSSES, TrainConfig
@@ -227,7 +227,7 @@ class Trainer:
         for name in self.cfg.validate_sets:
             r = evaluate_set(upscale, self.data / "benchmarks" / name, self.cfg.scale)
             results[f"{name}_psnr"], results[f"{name}_ssim"] = round(r.psnr, 4), round(r.ssim, 5)
-        results.update({f"pattern_{k}_psnr": v for k, v in pattern_scores(upscale, self.cfg.scale).items()})
+        results.update(pattern_metrics(upscale, self.cfg.scale))
         return results
 
     def open_tensorboard(self) -> None:
@@ -245,7 +245,7 @@ class Trainer:
         new = not path.exists()
         if new:
             fields = ["step", "loss", "lr", "it_s"] + [f"{s}_{m}" for s in self.cfg.validate_sets for m in ("psnr", "ssim")]
-            fields += [f"pattern_{name}_psnr" for name in PATTERN_NAMES]
+            fields += PATTERN_METRICS
         else:  # a run resumed keeps its columns
             with open(path, newline="") as f:
                 fields = next(csv.reader(f))
