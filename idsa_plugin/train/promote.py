@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..evaluate import bicubic_upscaler, evaluate_set, model_upscaler, pattern_metrics, pattern_scores
+from ..evaluate import PATTERN_METRICS, bicubic_upscaler, evaluate_set, model_upscaler, pattern_metrics, pattern_scores
 from ..models import load_model
 from ..weights_io import metadata_json, read_weights, write_weights
 
@@ -53,8 +53,7 @@ def pattern_failures(new: dict[str, float], old: dict[str, float] | None, scale:
     """The patterns on which ``new`` falls more than the tolerance below both ``old`` (if any) and bicubic."""
     bicubic = bicubic_pattern_scores(scale)
     failures = []
-    for name, floor in bicubic.items():
-        key = f"pattern_{name}_psnr"
+    for (name, floor), key in zip(bicubic.items(), PATTERN_METRICS, strict=True):
         allowed = min(floor, old[key]) if old and key in old else floor
         if new[key] < allowed - PATTERN_TOLERANCE_DB:
             failures.append(f"{name} {new[key]:.2f} dB < {allowed:.2f} - {PATTERN_TOLERANCE_DB}")
