@@ -193,3 +193,12 @@ def pattern_scores(upscale: Upscaler, scale: int) -> dict[str, float]:
     """Y-PSNR of ``upscale`` on each of :func:`pattern_probes`, scored as the benchmark sets are."""
     return {name: round(y_metrics(upscale(imresize(hr, 1 / scale)), hr, scale)[0], 2)
             for name, hr in pattern_probes(scale).items()}
+
+
+def set_and_pattern_metrics(upscale: Upscaler, data: Path, sets: Iterable[str], scale: int) -> dict[str, float]:
+    """Y-PSNR/SSIM on each set as ``<set>_psnr``/``<set>_ssim`` and :func:`pattern_metrics`: what training
+    validation logs and promotion compares."""
+    metrics: dict[str, float] = {}
+    for result in evaluate(upscale, data, sets, scale):
+        metrics[f"{result.name}_psnr"], metrics[f"{result.name}_ssim"] = round(result.psnr, 4), round(result.ssim, 5)
+    return {**metrics, **pattern_metrics(upscale, scale)}

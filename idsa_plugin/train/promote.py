@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..evaluate import PATTERN_METRICS, bicubic_upscaler, evaluate_set, model_upscaler, pattern_metrics, pattern_scores
+from ..evaluate import PATTERN_METRICS, bicubic_upscaler, model_upscaler, pattern_scores, set_and_pattern_metrics
 from ..models import load_model
 from ..weights_io import metadata_json, read_weights, write_weights
 
@@ -34,13 +34,7 @@ def selection_scores(weights: str | os.PathLike, data: Path) -> dict[str, float]
 
 def model_scores(model: torch.nn.Module, data: Path) -> dict[str, float]:
     """:func:`selection_scores` of a loaded model."""
-    upscale, scale = model_upscaler(model), model.idsa_info.scale
-    scores: dict[str, float] = {}
-    for name in SELECTION_SETS:
-        result = evaluate_set(upscale, data / "benchmarks" / name, scale)
-        scores[f"{name}_psnr"], scores[f"{name}_ssim"] = round(result.psnr, 4), round(result.ssim, 5)
-    scores.update(pattern_metrics(upscale, scale))
-    return scores
+    return set_and_pattern_metrics(model_upscaler(model), data, SELECTION_SETS, model.idsa_info.scale)
 
 
 @functools.cache

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
 from ..devices import cpu_accelerates_bf16, cpu_description, tune_cpu_allocator
-from ..evaluate import PATTERN_METRICS, data_root, evaluate_set, model_upscaler, pattern_metrics
+from ..evaluate import PATTERN_METRICS, data_root, model_upscaler, set_and_pattern_metrics
 from ..models import build_model
 from ..weights_io import read_weights, write_weights
 from .config import PIXEL_LOSSES, TrainConfig
@@ -222,13 +222,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """The EMA's Y-PSNR/SSIM on the validation sets and its Y-PSNR on the synthetic patterns promotion checks."""
-        upscale = model_upscaler(self.ema)
-        results = {}
-        for name in self.cfg.validate_sets:
-            r = evaluate_set(upscale, self.data / "benchmarks" / name, self.cfg.scale)
-            results[f"{name}_psnr"], results[f"{name}_ssim"] = round(r.psnr, 4), round(r.ssim, 5)
-        results.update(pattern_metrics(upscale, self.cfg.scale))
-        return results
+        return set_and_pattern_metrics(model_upscaler(self.ema), self.data, self.cfg.validate_sets, self.cfg.scale)
 
     def open_tensorboard(self) -> None:
         """Log to ``run_dir/tensorboard`` when TensorBoard is installed; a resumed run drops events after its checkpoint."""
