@@ -1,11 +1,12 @@
-"""The Set5 curves of the shipped x2 models against training hours, across sessions: does more training still pay?
+"""The Set5 curves of the shipped models against training hours, across sessions, one panel per scale: does
+more training still pay?
 
     .venv/bin/python benchmarks/training_curve.py   # reads benchmarks/training_curve.csv, writes benchmarks/curves.png
     .venv/bin/python benchmarks/training_curve.py --append runs/idsa-net-x2/metrics.csv --start-step 2500 \\
         --model "idsa-net x2" --session 6 --run "6: the cycle finished, 48 px, 1 thread"
 
 ``training_curve.csv`` holds one row per validation of the runs that made the shipped weights (model, EMA Set5
-x2 Y-PSNR as the trainer scores it, hours from the trainer's measured it/s, cumulated over sessions per model).
+Y-PSNR as the trainer scores it, hours from the trainer's measured it/s, cumulated over sessions per model).
 Each session appends the validations of its runs' ``metrics.csv`` with ``--append``: steps and hours continue
 from the model's last row, each window of ``metrics.csv`` costing its steps over its measured it/s.
 """
@@ -50,11 +51,12 @@ def appended_rows(curve: list[dict[str, str]], metrics: list[dict[str, str]], st
 
 
 def plot_and_summarise(rows: list[dict[str, str]], png: Path) -> None:
-    series = {}
-    for model in dict.fromkeys(r["model"] for r in rows):
+    panels: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    for model in sorted(dict.fromkeys(r["model"] for r in rows)):  # sorted: each model's colour the same in every panel
         mine = [r for r in rows if r["model"] == model]
-        series[f"{model}, Set5 Y-PSNR (dB)"] = ([float(r["cpu_hours"]) for r in mine], [float(r["set5_psnr"]) for r in mine])
-    plot_series(png, series)
+        panels.setdefault(model.split()[-1], {})[f"{model}, Set5 Y-PSNR (dB)"] = (
+            [float(r["cpu_hours"]) for r in mine], [float(r["set5_psnr"]) for r in mine])
+    plot_series(png, [panels[scale] for scale in sorted(panels)])
     print("| model | session | layout | run | hours at the end | steps | best Set5 |\n|---|---|---|---|---:|---:|---:|")
     for model, run in dict.fromkeys((r["model"], r["run"]) for r in rows):
         mine = [r for r in rows if (r["model"], r["run"]) == (model, run)]

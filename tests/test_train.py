@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from idsa_plugin import load_model
 from idsa_plugin.train.config import load_config
@@ -346,7 +347,7 @@ def test_a_non_finite_batch_updates_nothing(train_data, tmp_path):
 def test_training_curve_appends_a_runs_validations(tmp_path):
     """benchmarks/training_curve.py --append: steps and hours continue the model's last row; checkpoint-only windows cost hours."""
     curve, metrics = tmp_path / "curve.csv", tmp_path / "metrics.csv"
-    curve.write_text("model,session,layout,run,cpu_hours,steps,set5_psnr\nnet x2,5,L,5b,2.000,5000,36.9\n")
+    curve.write_text("model,session,layout,run,cpu_hours,steps,set5_psnr\nnet x2,5,L,5b,2.000,5000,36.9\nnet x4,5,L,5c,1.000,900,31.0\n")
     metrics.write_text("step,loss,lr,it_s,Set5_psnr,Set5_ssim\n2600,0.01,1e-4,0.5,,\n2750,0.01,1e-4,0.25,37.0,0.95\n")
     script = Path(__file__).parents[1] / "benchmarks" / "training_curve.py"
     cmd = [sys.executable, str(script), "--curve", str(curve), "--png", str(tmp_path / "c.png"), "--append", str(metrics),
@@ -355,7 +356,7 @@ def test_training_curve_appends_a_runs_validations(tmp_path):
     assert missing.returncode == 2 and "--start-step" in missing.stderr
     subprocess.run(cmd + ["--start-step", "2500"], check=True, capture_output=True)
     rows = list(csv.DictReader(curve.open()))
-    assert len(rows) == 2 and (tmp_path / "c.png").stat().st_size > 0
+    assert len(rows) == 3 and Image.open(tmp_path / "c.png").height == 20 + 2 * 280  # a panel per scale
     # 100 steps at 0.5 it/s + 150 at 0.25 it/s = 800 s
-    assert rows[1] == {"model": "net x2", "session": "6", "layout": "L", "run": "6a", "cpu_hours": f"{2 + 800 / 3600:.3f}",
+    assert rows[2] == {"model": "net x2", "session": "6", "layout": "L", "run": "6a", "cpu_hours": f"{2 + 800 / 3600:.3f}",
                        "steps": "5250", "set5_psnr": "37.0"}

@@ -47,9 +47,12 @@ def plot_metrics(csv_path: Path, png_path: Path) -> None:
     image.save(png_path)
 
 
-def plot_series(png_path: Path, series: dict[str, tuple[list[float], list[float]]], x_name: str = "hour") -> None:
-    """Labelled curves on shared axes (e.g. Set5 PSNR of each model against training hours across sessions) as a PNG."""
-    image = Image.new("RGB", (800, 300), "white")
-    curves = [(label, xs, ys, COLOURS[i % len(COLOURS)]) for i, (label, (xs, ys)) in enumerate(series.items())]
-    _panel(ImageDraw.Draw(image), (40, 20, 780, 280), curves, x_name=x_name)
+def plot_series(png_path: Path, panels: list[dict[str, tuple[list[float], list[float]]]], x_name: str = "hour") -> None:
+    """Panels of labelled curves on shared axes, one above the other (e.g. Set5 PSNR of each model against
+    training hours across sessions, one panel per scale) as a PNG."""
+    image = Image.new("RGB", (800, 20 + 280 * len(panels)), "white")
+    draw = ImageDraw.Draw(image)
+    for row, series in enumerate(panels):
+        curves = [(label, xs, ys, COLOURS[i % len(COLOURS)]) for i, (label, (xs, ys)) in enumerate(series.items())]
+        _panel(draw, (40, 20 + 280 * row, 780, 280 + 280 * row), curves, x_name=x_name)
     image.save(png_path)
