@@ -200,5 +200,11 @@ def set_and_pattern_metrics(upscale: Upscaler, data: Path, sets: Iterable[str], 
     validation logs and promotion compares."""
     metrics: dict[str, float] = {}
     for result in evaluate(upscale, data, sets, scale):
-        metrics[f"{result.name}_psnr"], metrics[f"{result.name}_ssim"] = round(result.psnr, 4), round(result.ssim, 5)
+        scored = result.as_dict()
+        metrics[psnr_key(result.name)], metrics[f"{result.name}_ssim"] = scored["psnr"], scored["ssim"]
     return {**metrics, **pattern_metrics(upscale, scale)}
+
+
+def psnr_key(set_name: str) -> str:
+    """The key of a set's Y-PSNR in :func:`set_and_pattern_metrics` (and so in metrics.csv and weights metadata)."""
+    return f"{set_name}_psnr"

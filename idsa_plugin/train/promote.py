@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..evaluate import PATTERN_METRICS, bicubic_upscaler, model_upscaler, pattern_scores, set_and_pattern_metrics
+from ..evaluate import PATTERN_METRICS, bicubic_upscaler, model_upscaler, pattern_scores, psnr_key, set_and_pattern_metrics
 from ..models import load_model
 from ..weights_io import metadata_json, read_weights, write_weights
 
@@ -60,9 +60,9 @@ def promote(candidate: str | os.PathLike, target: str | os.PathLike, data: Path)
     model = load_model(candidate, device="cpu", dtype="float32")
     new = model_scores(model, data)
     old = selection_scores(target, data) if Path(target).is_file() else None
-    better = old is None or all(new[f"{s}_psnr"] > old[f"{s}_psnr"] for s in SELECTION_SETS)
+    better = old is None or all(new[psnr_key(s)] > old[psnr_key(s)] for s in SELECTION_SETS)
     failures = pattern_failures(new, old, model.idsa_info.scale)
-    shown = ", ".join(f"{s} {new[f'{s}_psnr']:.3f}" + (f" (was {old[f'{s}_psnr']:.3f})" if old else "") for s in SELECTION_SETS)
+    shown = ", ".join(f"{s} {new[psnr_key(s)]:.3f}" + (f" (was {old[psnr_key(s)]:.3f})" if old else "") for s in SELECTION_SETS)
     verdict = "promoted" if better and not failures else "kept the old weights"
     log.info("%s -> %s: %s%s: %s", candidate, target, shown, f"; patterns failed: {', '.join(failures)}" if failures else "", verdict)
     if better and not failures:

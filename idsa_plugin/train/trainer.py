@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
 from ..devices import cpu_accelerates_bf16, cpu_description, tune_cpu_allocator
-from ..evaluate import PATTERN_METRICS, data_root, model_upscaler, set_and_pattern_metrics
+from ..evaluate import PATTERN_METRICS, data_root, model_upscaler, psnr_key, set_and_pattern_metrics
 from ..models import build_model
 from ..weights_io import read_weights, write_weights
 from .config import PIXEL_LOSSES, TrainConfig
@@ -355,7 +355,7 @@ class Trainer:
             metrics = self.validate()
             row.update(metrics)
             failures = pattern_failures(metrics, None, self.cfg.scale)
-            psnr = metrics[f"{self.cfg.validate_sets[0]}_psnr"]
+            psnr = metrics[psnr_key(self.cfg.validate_sets[0])]
             if (not failures, psnr) > (self.best_passes, self.best_psnr):
                 self.best_psnr, self.best_passes = psnr, not failures
                 self.export(self.run_dir / "best.safetensors", {**metrics, "step": self.step})
