@@ -16,10 +16,12 @@ import argparse
 import csv
 from pathlib import Path
 
+from idsa_plugin.evaluate import psnr_key
 from idsa_plugin.train.plot import plot_series
 
 HERE = Path(__file__).resolve().parent
 FIELDS = ["model", "session", "layout", "run", "cpu_hours", "steps", "set5_psnr"]
+SET5_COLUMN = psnr_key("Set5")  # the trainer's metrics.csv column that the curve follows
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -28,7 +30,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def appended_rows(curve: list[dict[str, str]], metrics: list[dict[str, str]], start_step: int, model: str,
-                  session: str, run: str, layout: str | None = None, column: str = "Set5_psnr") -> list[dict[str, str]]:
+                  session: str, run: str, layout: str | None = None) -> list[dict[str, str]]:
     """The validations of one run's ``metrics`` as curve rows of ``model``, continuing its last row's steps and hours."""
     mine = [r for r in curve if r["model"] == model]
     if not mine and layout is None:
@@ -41,12 +43,12 @@ def appended_rows(curve: list[dict[str, str]], metrics: list[dict[str, str]], st
         if step <= previous:
             raise ValueError(f"metrics step {step} does not follow {previous}: give the step the run started from")
         hours += (step - previous) / float(row["it_s"]) / 3600
-        if row.get(column):
+        if row.get(SET5_COLUMN):
             rows.append({"model": model, "session": session, "layout": layout or mine[-1]["layout"], "run": run,
-                         "cpu_hours": f"{hours:.3f}", "steps": str(steps + step - start_step), "set5_psnr": row[column]})
+                         "cpu_hours": f"{hours:.3f}", "steps": str(steps + step - start_step), "set5_psnr": row[SET5_COLUMN]})
         previous = step
     if not rows:
-        raise ValueError(f"no validation ({column}) in the metrics")
+        raise ValueError(f"no validation ({SET5_COLUMN}) in the metrics")
     return rows
 
 

@@ -33,17 +33,16 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], series: li
                   fill=colour)
 
 
-def plot_metrics(csv_path: Path, png_path: Path) -> None:
-    """Loss (top) and the first validation PSNR column (bottom) against the step."""
+def plot_metrics(csv_path: Path, png_path: Path, psnr_column: str) -> None:
+    """Loss (top) and the validation PSNR in ``psnr_column`` (bottom) against the step."""
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
-    psnr_key = next((k for k in (rows[0] if rows else {}) if k.endswith("_psnr")), None)
     loss = [(float(r["step"]), float(r["loss"])) for r in rows if r.get("loss")]
-    psnr = [(float(r["step"]), float(r[psnr_key])) for r in rows if psnr_key and r.get(psnr_key)]
+    psnr = [(float(r["step"]), float(r[psnr_column])) for r in rows if r.get(psnr_column)]
     image = Image.new("RGB", (800, 500), "white")
     draw = ImageDraw.Draw(image)
     _panel(draw, (40, 20, 780, 230), [("training loss", [s for s, _ in loss], [v for _, v in loss], "red")])
-    _panel(draw, (40, 270, 780, 480), [(f"{psnr_key or 'PSNR'} (dB)", [s for s, _ in psnr], [v for _, v in psnr], "blue")])
+    _panel(draw, (40, 270, 780, 480), [(f"{psnr_column} (dB)", [s for s, _ in psnr], [v for _, v in psnr], "blue")])
     image.save(png_path)
 
 

@@ -363,5 +363,5 @@ class Trainer:
         if self.rank == 0:
             self.log_row(row)
             from .plot import plot_metrics
-            plot_metrics(self.run_dir / "metrics.csv", self.run_dir / "curves.png")
+            plot_metrics(self.run_dir / "metrics.csv", self.run_dir / "curves.png", psnr_key(self.cfg.validate_sets[0]))
         self.save_checkpoint()
