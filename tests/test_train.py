@@ -196,14 +196,18 @@ def test_promotion_needs_both_selection_sets(data_dir, tmp_path):
     assert {"Set5_psnr", "Set14_psnr"} <= set(json.loads(promoted_meta["metrics"]))
 
 
+# idsa-net-s x4 as shipped in sessions 5-15; later training cured every shipped model of this failure
+WRECKS_CHECKERBOARD_UNBOUNDED = Path(__file__).parent / "reference" / "idsa-net-s-x4-unbounded-checkerboard.safetensors"
+
+
 def test_promotion_refuses_weights_that_wreck_patterns(data_dir, tmp_path, monkeypatch):
-    """Without the feature bound, the shipped idsa-net-s x4 blows up on the pixel checkerboard (1e17, saturated
-    output: 5.6 dB, bicubic 8.9): better than nothing on Set5/Set14, it is still refused, for the checkerboard;
-    with the bound (7.6 dB there, the same scores on photographs) it is promoted."""
+    """Without the feature bound, these idsa-net-s x4 weights blow up on the pixel checkerboard (1e17, saturated
+    output: 5.6 dB, bicubic 8.9): better than nothing on Set5/Set14, they are still refused, for the checkerboard;
+    with the bound (7.6 dB there, the same scores on photographs) they are promoted."""
     from idsa_plugin.archs.idsa import arch
     from idsa_plugin.train.promote import pattern_failures, promote, selection_scores
 
-    shipped = Path(load_model("idsa-net-s", scale=4, device="cpu").idsa_info.weights)
+    shipped = WRECKS_CHECKERBOARD_UNBOUNDED
     target = tmp_path / "target.safetensors"
     monkeypatch.setattr(arch, "FEATURE_BOUND", math.inf)
     unbounded = selection_scores(shipped, data_dir)
