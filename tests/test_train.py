@@ -207,17 +207,16 @@ def test_promotion_refuses_weights_that_wreck_patterns(data_dir, tmp_path, monke
     from idsa_plugin.archs.idsa import arch
     from idsa_plugin.train.promote import pattern_failures, promote, selection_scores
 
-    shipped = WRECKS_CHECKERBOARD_UNBOUNDED
     target = tmp_path / "target.safetensors"
     monkeypatch.setattr(arch, "FEATURE_BOUND", math.inf)
-    unbounded = selection_scores(shipped, data_dir)
+    unbounded = selection_scores(WRECKS_CHECKERBOARD_UNBOUNDED, data_dir)
     assert [f.split()[0] for f in pattern_failures(unbounded, None, 4)] == ["checkerboard"]
-    assert not promote(shipped, target, data_dir) and not target.exists()
+    assert not promote(WRECKS_CHECKERBOARD_UNBOUNDED, target, data_dir) and not target.exists()
     monkeypatch.undo()
-    bounded = selection_scores(shipped, data_dir)
+    bounded = selection_scores(WRECKS_CHECKERBOARD_UNBOUNDED, data_dir)
     assert bounded["Set5_psnr"] == unbounded["Set5_psnr"]  # the bound does not bite on photographs
     assert pattern_failures(bounded, None, 4) == []
-    assert promote(shipped, target, data_dir) and target.exists()
+    assert promote(WRECKS_CHECKERBOARD_UNBOUNDED, target, data_dir) and target.exists()
 
 
 def test_ddp_two_processes_end_identical(train_data, tmp_path):

@@ -351,11 +351,12 @@ class Trainer:
 
     def after_window(self, loss: float, its: float) -> None:
         row: dict[str, Any] = {"step": self.step, "loss": round(loss, 6), "lr": f"{self.scheduler.get_last_lr()[0]:.3g}", "it_s": round(its, 3)}
+        selection_key = psnr_key(self.cfg.validate_sets[0])  # the column `best` is chosen by, and plotted
         if self.rank == 0 and (self.step % self.cfg.validate_every == 0 or self.step == self.cfg.steps):
             metrics = self.validate()
             row.update(metrics)
             failures = pattern_failures(metrics, None, self.cfg.scale)
-            psnr = metrics[psnr_key(self.cfg.validate_sets[0])]
+            psnr = metrics[selection_key]
             if (not failures, psnr) > (self.best_passes, self.best_psnr):
                 self.best_psnr, self.best_passes = psnr, not failures
                 self.export(self.run_dir / "best.safetensors", {**metrics, "step": self.step})
@@ -363,5 +364,5 @@ class Trainer:
         if self.rank == 0:
             self.log_row(row)
             from .plot import plot_metrics
-            plot_metrics(self.run_dir / "metrics.csv", self.run_dir / "curves.png", psnr_key(self.cfg.validate_sets[0]))
+            plot_metrics(self.run_dir / "metrics.csv", self.run_dir / "curves.png", selection_key)
         self.save_checkpoint()
