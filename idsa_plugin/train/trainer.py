@@ -110,7 +110,8 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu")
-        if self.world > 1 and not dist.is_initialized():
+        self.owns_process_group = self.world > 1 and not dist.is_initialized()
+        if self.owns_process_group:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -347,6 +348,10 @@ class Trainer:
             self.tensorboard.close()
         if self.world > 1:
             write_weights(self.run_dir / f"last-rank{self.rank}.safetensors", self.model.state_dict(), {"step": str(self.step)})
+        if self.owns_process_group:
+            # closed while the interpreter is whole: left to exit, gloo's threads freed tensors after Python had gone (SIGABRT)
+            dist.barrier()
+            dist.destroy_process_group()
         return self.run_dir / "best.safetensors"
 
     def after_window(self, loss: float, its: float) -> None:
