@@ -234,6 +234,32 @@ def test_ddp_two_processes_end_identical(train_data, tmp_path):
     assert any(not torch.equal(fresh[k], rank0[k]) for k in rank0)  # the EMA export differs from the raw weights
 
 
+def test_a_stop_signal_to_the_process_group_checkpoints(train_data, tmp_path):
+    """Fault: SIGTERM to the whole process group (``timeout``, ``kill -- -PGID``, a job scheduler) also reached the
+    DataLoader workers; they died, and the run failed with "DataLoader worker ... killed" instead of checkpointing."""
+    proc = subprocess.Popen(train_cmd(train_data, tmp_path, "workers=1", "steps=100000", "checkpoint_every=2", "validate_every=100000"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    checkpoint = tmp_path / "tiny" / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "tiny" / "metrics.csv").open()))
+    stopped_at = torch.load(checkpoint, weights_only=True)["step"]
+    assert 2 <= stopped_at < 100000 and int(rows[-1]["step"]) == stopped_at  # the steps since the last window are logged too
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the workers end with the trainer, none is left behind
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("a DataLoader worker outlived the trainer")
+
+
 def worker_with_rank(launcher: subprocess.Popen, rank: int) -> int:
     """The pid of the torchrun worker that holds ``rank``."""
     children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split()
