@@ -151,6 +151,10 @@ def test_more_steps_continue_from_the_landed_state(train_data, tmp_path):
     assert lr_factor(cfg, 6, cycle_start=6) == pytest.approx(0.25)  # warm-up again, to restart_lr / lr = 0.5
     assert lr_factor(cfg, 8, cycle_start=6) == pytest.approx(0.5)
     assert lr_factor(cfg, 10, cycle_start=6) == pytest.approx(cfg.min_lr / cfg.lr)
+    torch.save({**landed, "steps": 12}, state)  # as if session 2's cycle had been planned to 12 and stopped at 10
+    finished = subprocess.run(train_cmd(train_data, tmp_path / "session3", *more), check=True, capture_output=True, text=True, timeout=600)
+    assert torch.load(state, weights_only=True)["step"] == 12  # not 14: the interrupted cycle, and it says so
+    assert "finishing the interrupted cycle (step 10 of 12) instead of 4 more steps" in finished.stderr
 
 
 def test_pattern_crops_are_painted_two_colour_and_downscaled_again(train_data):

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="TOML config (see configs/); keys are those of TrainConfig")
     p.add_argument("--resume", action="store_true", help="continue exactly from the run's checkpoint if there is one")
     p.add_argument("--more", type=int, default=0, metavar="N",
-                   help="N more steps past the resumed state, as a warm restart (an interrupted --more run is finished first)")
+                   help="N more steps past the resumed state, as a warm restart (an interrupted --more run is finished instead: run again after it)")
     p.add_argument("--promote", metavar="WEIGHTS", help="afterwards, replace WEIGHTS by the best export if it beats them on Set5 and Set14")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=100 model_options.inha=false")

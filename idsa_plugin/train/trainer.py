@@ -191,6 +191,8 @@ class Trainer:
         3 dB of bicubic), any validation while none has; promotion then weighs it against the landed weights."""
         if planned is not None and self.step < planned:
             self.cfg.steps = planned
+            log.warning("%s: finishing the interrupted cycle (step %d of %d) instead of %d more steps; "
+                        "run again for a new cycle", self.cfg.name, self.step, planned, more)
             return
         self.cycle_start, self.cfg.steps, self.best_psnr, self.best_passes = self.step, self.step + more, -math.inf, False
         # the factors are relative to this config's lr, whatever lr the resumed state's schedule was built on
