@@ -155,6 +155,10 @@ def test_more_steps_continue_from_the_landed_state(train_data, tmp_path):
     finished = subprocess.run(train_cmd(train_data, tmp_path / "session3", *more), check=True, capture_output=True, text=True, timeout=600)
     assert torch.load(state, weights_only=True)["step"] == 12  # not 14: the interrupted cycle, and it says so
     assert "finishing the interrupted cycle (step 10 of 12) instead of 4 more steps" in finished.stderr
+    torch.save({**torch.load(state, weights_only=True), "steps": 20}, state)  # interrupted at 12 of 20 this time
+    subprocess.run(train_cmd(train_data, tmp_path / "session4", *more, "--new-cycle"), check=True, capture_output=True, timeout=600)
+    restarted = torch.load(state, weights_only=True)
+    assert (restarted["step"], restarted["cycle_start"], restarted["steps"]) == (16, 12, 16)  # 12 + 4 in a new cycle, not the old plan to 20
 
 
 def test_pattern_crops_are_painted_two_colour_and_downscaled_again(train_data):

@@ -186,13 +186,13 @@ class Trainer:
         return int(state.get("steps", json.loads(state["config"])["steps"]))
 
     def plan_more(self, more: int, planned: int | None) -> None:
-        """``more`` steps from here in a new warm-restart cycle, unless an interrupted cycle (to ``planned``) is unfinished.
+        """``more`` steps from here in a new warm-restart cycle, unless an interrupted cycle (to ``planned``; None to drop it) is unfinished.
         The cycle picks its own best export, the highest Set5 among the validations that pass the patterns (within
         3 dB of bicubic), any validation while none has; promotion then weighs it against the landed weights."""
         if planned is not None and self.step < planned:
             self.cfg.steps = planned
             log.warning("%s: finishing the interrupted cycle (step %d of %d) instead of %d more steps; "
-                        "run again for a new cycle", self.cfg.name, self.step, planned, more)
+                        "run again for a new cycle, or drop this one with --new-cycle", self.cfg.name, self.step, planned, more)
             return
         self.cycle_start, self.cfg.steps, self.best_psnr, self.best_passes = self.step, self.step + more, -math.inf, False
         # the factors are relative to this config's lr, whatever lr the resumed state's schedule was built on
@@ -311,12 +311,13 @@ class Trainer:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
-    def train(self, resume: bool = False, more: int = 0) -> Path:
-        """Train to ``cfg.steps``, or ``more`` steps past the resumed state (or until SIGINT/SIGTERM to any rank: then checkpoint and return)."""
+    def train(self, resume: bool = False, more: int = 0, new_cycle: bool = False) -> Path:
+        """Train to ``cfg.steps``, or ``more`` steps past the resumed state, in a new cycle even if the resumed one is
+        unfinished when ``new_cycle`` (or until SIGINT/SIGTERM to any rank: then checkpoint and return)."""
         cfg = self.cfg
         planned = self.load_checkpoint() if resume else None
         if more:
-            self.plan_more(more, planned)
+            self.plan_more(more, None if new_cycle else planned)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.open_tensorboard()
         dataset = PairDataset(image_files(self.data / d for d in cfg.train_dirs), cfg.scale, cfg.lr_patch, cfg.seed, cfg.pattern_prob)
