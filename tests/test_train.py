@@ -44,6 +44,13 @@ def train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
             "train_dirs=['train/mini']", "name='tiny'", *TINY, *extra]
 
 
+def wait_for_checkpoint(proc: subprocess.Popen, checkpoint: Path) -> None:
+    """Wait (up to 5 minutes) until the run ``proc`` has written ``checkpoint`` or has ended."""
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+
+
 def final_model(out: Path) -> dict[str, torch.Tensor]:
     return torch.load(out / "tiny" / "checkpoint.pt", weights_only=True)["model"]
 
@@ -105,9 +112,7 @@ def test_resume_after_sigint_is_bit_exact(train_data, tmp_path, amp):
     interrupted = tmp_path / "interrupted"
     proc = subprocess.Popen(train_cmd(train_data, interrupted, *steps), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     checkpoint = interrupted / "tiny" / "checkpoint.pt"
-    deadline = time.monotonic() + 300
-    while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    wait_for_checkpoint(proc, checkpoint)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=300)
     stopped_at = torch.load(checkpoint, weights_only=True)["step"]
@@ -248,9 +253,7 @@ def test_a_stop_signal_to_the_process_group_checkpoints(train_data, tmp_path):
     proc = subprocess.Popen(train_cmd(train_data, tmp_path, "workers=1", "steps=100000", "checkpoint_every=2", "validate_every=100000"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     checkpoint = tmp_path / "tiny" / "checkpoint.pt"
-    deadline = time.monotonic() + 300
-    while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    wait_for_checkpoint(proc, checkpoint)
     os.killpg(proc.pid, signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr[-2000:]
@@ -284,9 +287,7 @@ def test_ddp_stop_on_one_rank_stops_both(train_data, tmp_path):
            *train_cmd(train_data, tmp_path, "steps=100000", "checkpoint_every=2", "validate_every=100000")[3:]]
     launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     checkpoint = tmp_path / "tiny" / "checkpoint.pt"
-    deadline = time.monotonic() + 300
-    while not checkpoint.exists() and time.monotonic() < deadline and launcher.poll() is None:
-        time.sleep(0.05)
+    wait_for_checkpoint(launcher, checkpoint)
     os.kill(worker_with_rank(launcher, 1), signal.SIGTERM)
     try:
         _, stderr = launcher.communicate(timeout=120)

@@ -102,11 +102,14 @@ def init_from(model: nn.Module, path: str) -> list[str]:
     return sorted(set(own) - set(fitting))
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the trainer checkpoints and stops on either
+
+
 def leave_stopping_to_the_trainer(_worker_id: int) -> None:
     """DataLoader worker set-up: ignore SIGINT/SIGTERM. A signal to the whole process group (Ctrl-C, ``timeout``,
     ``kill -- -PGID``, a job scheduler) killed the workers, and the run failed before it could checkpoint; the workers
     end with the trainer's process instead."""
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+    for stop_signal in STOP_SIGNALS:
         signal.signal(stop_signal, signal.SIG_IGN)
 
 
@@ -325,7 +328,7 @@ class Trainer:
                             num_workers=cfg.workers, pin_memory=self.device.type == "cuda", persistent_workers=cfg.workers > 0,
                             worker_init_fn=leave_stopping_to_the_trainer)
         on_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers can only go there
-        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)} if on_main_thread else {}
+        previous = {s: signal.signal(s, self._request_stop) for s in STOP_SIGNALS} if on_main_thread else {}
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         progress = None
         if cfg.progress and self.rank == 0:
